@@ -1,0 +1,152 @@
+// keygate account create | list | show | update | disable | enable | delete
+import { findAccount, createAccount, deleteAccount, tokenStatus, bindingStatus, updateAccount, type AccountPatch } from '../../store/operations.js';
+import type { AccountRecord, StoreData } from '../../store/types.js';
+import type { Register } from '../program.js';
+import { CliError, collect, mutate, openManagement, parseFormat, render, withConfigOption, type Io } from '../support.js';
+
+const nameOf = (positional: string | undefined, opts: { name?: string }): string => {
+  const name = positional ?? opts.name;
+  if (!name) throw new CliError('name the account (keygate account <command> NAME)', 2);
+  return name;
+};
+
+/** "none" clears an optional value. */
+const orNull = (v: string | undefined): string | null | undefined => (v === undefined ? undefined : v === 'none' ? null : v);
+
+export function accountSummary(a: AccountRecord, data: StoreData, nowMs: number) {
+  const tokens = data.tokens.filter((t) => t.account === a.name);
+  const certs = data.certificates.filter((c) => c.account === a.name);
+  return {
+    name: a.name,
+    description: a.description,
+    owner: a.owner,
+    endDate: a.endDate,
+    roles: a.roles,
+    scopes: a.scopes,
+    policy: a.policy,
+    disabled: a.disabled,
+    status: a.disabled ? 'disabled' : a.endDate && Date.parse(`${a.endDate}T23:59:59.999Z`) <= nowMs ? 'ended' : 'active',
+    activeTokens: tokens.filter((t) => tokenStatus(t, nowMs) === 'active').length,
+    certificates: certs.filter((c) => bindingStatus(c, nowMs) === 'active').length,
+    createdAt: a.createdAt,
+    updatedAt: a.updatedAt,
+  };
+}
+
+function printAccount(io: Io, a: AccountRecord): void {
+  io.out(`${JSON.stringify(a, null, 2)}\n`);
+}
+
+export const registerAccount: Register = (program, io, env) => {
+  const account = program.command('account').description('manage service accounts');
+
+  withConfigOption(account.command('create'))
+    .description('create a service account')
+    .requiredOption('--name <name>', 'unique name: letters, digits, spaces, - and _')
+    .option('--description <text>', 'what the account is for')
+    .option('--owner <email>', 'who answers for it')
+    .option('--end-date <YYYY-MM-DD>', 'last day it works (ends 23:59:59 UTC)')
+    .option('--role <role...>', 'roles (repeat or comma-separate)', collect)
+    .option('--scope <scope...>', 'scopes (repeat or comma-separate)', collect)
+    .option('--policy <name>', 'rate-limit policy')
+    .action(async (opts: { config: string; name: string; description?: string; owner?: string; endDate?: string; role?: string[]; scope?: string[]; policy?: string }) => {
+      const m = openManagement(opts.config, io, env);
+      const a = await mutate(m, (data) =>
+        createAccount(data, { name: opts.name, description: opts.description, owner: opts.owner, endDate: opts.endDate ?? null, roles: opts.role, scopes: opts.scope, policy: opts.policy ?? null }, m.op()),
+      );
+      m.audit({ event: 'account.created', target: a.name, roles: a.roles, scopes: a.scopes, policy: a.policy, endDate: a.endDate });
+      printAccount(io, a);
+    });
+
+  withConfigOption(account.command('list'))
+    .description('list service accounts')
+    .option('--format <format>', 'table, json or csv', 'table')
+    .action(async (opts: { config: string; format: string }) => {
+      const format = parseFormat(opts.format);
+      const m = openManagement(opts.config, io, env);
+      const data = await m.store.read();
+      const now = Date.now();
+      const rows = data.accounts.map((a) => accountSummary(a, data, now));
+      io.out(render(format, rows, ['name', 'status', 'owner', 'roles', 'scopes', 'policy', 'endDate', 'activeTokens', 'certificates', 'description']));
+    });
+
+  withConfigOption(account.command('show'))
+    .description('show one account with its tokens and certificate bindings')
+    .argument('[name]')
+    .option('--name <name>')
+    .option('--json', 'JSON output')
+    .action(async (positional: string | undefined, opts: { config: string; name?: string; json?: boolean }) => {
+      const name = nameOf(positional, opts);
+      const m = openManagement(opts.config, io, env);
+      const data = await m.store.read();
+      const usage = await m.store.readUsage();
+      const now = Date.now();
+      let a: AccountRecord;
+      try {
+        a = findAccount(data, name);
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      const tokens = data.tokens
+        .filter((t) => t.account === name)
+        .map((t) => ({ id: t.id, label: t.label, status: tokenStatus(t, now), scopes: t.scopes ?? '(account)', expiresAt: t.expiresAt, lastUsedAt: usage[t.id] ? new Date(usage[t.id]!).toISOString() : null, rotatedFrom: t.rotatedFrom, rotatedTo: t.rotatedTo }));
+      const certificates = data.certificates
+        .filter((c) => c.account === name)
+        .map((c) => ({ id: c.id, nickname: c.nickname, match: c.match, value: c.value, status: bindingStatus(c, now), endDate: c.endDate, notAfter: c.notAfter, lastUsedAt: usage[c.id] ? new Date(usage[c.id]!).toISOString() : null }));
+      const summary = accountSummary(a, data, now);
+      if (opts.json) {
+        io.out(JSON.stringify({ ...summary, tokens, certificates }, null, 2) + '\n');
+        return;
+      }
+      const lines = Object.entries(summary).map(([k, v]) => `${k.padEnd(13)} ${Array.isArray(v) ? v.join(', ') || '-' : v === null || v === '' ? '-' : String(v)}`);
+      io.out(`${lines.join('\n')}\n\ntokens:\n${render('table', tokens, ['id', 'label', 'status', 'scopes', 'expiresAt', 'lastUsedAt', 'rotatedFrom', 'rotatedTo'])}\ncertificate bindings:\n${render('table', certificates, ['id', 'nickname', 'match', 'value', 'status', 'endDate', 'notAfter', 'lastUsedAt'])}`);
+    });
+
+  withConfigOption(account.command('update'))
+    .description('change an account ("none" clears --end-date and --policy)')
+    .argument('[name]')
+    .option('--name <name>')
+    .option('--description <text>')
+    .option('--owner <email>')
+    .option('--end-date <YYYY-MM-DD|none>')
+    .option('--role <role...>', 'replace the roles (repeat or comma-separate; "none" for none)', collect)
+    .option('--scope <scope...>', 'replace the scopes (repeat or comma-separate; "none" for none)', collect)
+    .option('--policy <name|none>')
+    .action(async (positional: string | undefined, opts: { config: string; name?: string; description?: string; owner?: string; endDate?: string; role?: string[]; scope?: string[]; policy?: string }) => {
+      const name = nameOf(positional, opts);
+      const list = (v: string[] | undefined) => (v === undefined ? undefined : v.filter((x) => x !== 'none'));
+      const patch: AccountPatch = { description: opts.description, owner: opts.owner, endDate: orNull(opts.endDate), roles: list(opts.role), scopes: list(opts.scope), policy: orNull(opts.policy) };
+      const m = openManagement(opts.config, io, env);
+      const a = await mutate(m, (data) => updateAccount(data, name, patch, m.op()));
+      m.audit({ event: 'account.updated', target: a.name, changes: Object.keys(patch).filter((k) => patch[k as keyof AccountPatch] !== undefined) });
+      printAccount(io, a);
+    });
+
+  for (const [verb, disabled] of [['disable', true], ['enable', false]] as const) {
+    withConfigOption(account.command(verb))
+      .description(disabled ? 'refuse every credential of the account at once (reversible)' : 'admit the account again')
+      .argument('[name]')
+      .option('--name <name>')
+      .action(async (positional: string | undefined, opts: { config: string; name?: string }) => {
+        const name = nameOf(positional, opts);
+        const m = openManagement(opts.config, io, env);
+        await mutate(m, (data) => updateAccount(data, name, { disabled }, m.op()));
+        m.audit({ event: disabled ? 'account.disabled' : 'account.enabled', target: name });
+        io.err(`account "${name}" ${disabled ? 'disabled' : 'enabled'}\n`);
+      });
+  }
+
+  withConfigOption(account.command('delete'))
+    .description('delete an account and its credentials (refused while it holds active credentials, unless --force)')
+    .argument('[name]')
+    .option('--name <name>')
+    .option('--force', 'delete even with active credentials')
+    .action(async (positional: string | undefined, opts: { config: string; name?: string; force?: boolean }) => {
+      const name = nameOf(positional, opts);
+      const m = openManagement(opts.config, io, env);
+      const r = await mutate(m, (data) => deleteAccount(data, name, opts.force === true, m.op()));
+      m.audit({ event: 'account.deleted', target: name, tokens: r.tokens, certificates: r.certificates, force: opts.force === true });
+      io.err(`account "${name}" deleted with ${r.tokens.length} token(s) and ${r.certificates.length} certificate binding(s)\n`);
+    });
+};
+

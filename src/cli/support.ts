@@ -1,0 +1,135 @@
+// What every management command shares: loading config, opening the store, writing audit
+// events, formatting output, and errors that end as one line on stderr.
+import { appendFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import type { Command } from 'commander';
+import { DEFAULT_CONFIG_PATH, loadConfig, type LoadedConfig } from '../config/load.js';
+import type { KeygateConfig } from '../config/schema.js';
+import { SourceError } from '../config/source.js';
+import type { ManagementAudit } from '../observe/audit.js';
+import { createStore } from '../build.js';
+import type { FileStore } from '../store/file-store.js';
+import { OperationError, type OpContext } from '../store/operations.js';
+
+/** An error meant for the user: printed as `keygate: <message>`, exit code 1 (2 = usage). */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+export const processIo: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+export function withConfigOption(cmd: Command): Command {
+  return cmd.option('-c, --config <file>', 'keygate.yaml to use', DEFAULT_CONFIG_PATH);
+}
+
+export interface Management {
+  loaded: LoadedConfig;
+  config: KeygateConfig;
+  store: FileStore;
+  actor: string;
+  audit: (entry: { event: string; target?: string; [field: string]: unknown }) => void;
+  op: () => OpContext;
+}
+
+export function actorName(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli:unknown';
+  }
+}
+
+export function openManagement(configFile: string, io: Io, env: NodeJS.ProcessEnv = process.env): Management {
+  const { loaded, problems } = loadConfig(configFile, env);
+  if (!loaded) throw new SourceError(problems);
+  const config = loaded.config;
+  const store = createStore(config);
+  const actor = actorName();
+  return {
+    loaded,
+    config,
+    store,
+    actor,
+    audit: (entry) => writeCliAudit(config.audit.output, { ...entry, actor }, io),
+    op: () => ({ config, now: new Date() }),
+  };
+}
+
+/**
+ * Management events from the CLI go to the audit file when audit.output is a file. When it is
+ * stdout (the proxy's log stream) they go to the CLI's stderr instead, so that stdout keeps
+ * only the command's own output (a token secret must stand alone there).
+ */
+export function writeCliAudit(output: string, entry: ManagementAudit, io: Io): void {
+  const line = JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n';
+  if (output === 'stdout' || output === 'stderr') {
+    io.err(line);
+    return;
+  }
+  try {
+    appendFileSync(output, line, { mode: 0o600 });
+  } catch (err) {
+    io.err(`keygate: warning: could not write the audit log ${output}: ${(err as Error).message}\n`);
+  }
+}
+
+/** Runs a store operation, turning its errors into CLI errors. */
+export async function mutate<T>(m: Management, fn: (data: Parameters<Parameters<FileStore['update']>[0]>[0]) => T): Promise<T> {
+  try {
+    return await m.store.update(fn);
+  } catch (err) {
+    if (err instanceof OperationError) throw new CliError(err.message);
+    throw err;
+  }
+}
+
+// ---- output --------------------------------------------------------------------------------
+
+export type Format = 'table' | 'json' | 'csv';
+
+export function parseFormat(v: string): Format {
+  if (v === 'table' || v === 'json' || v === 'csv') return v;
+  throw new CliError(`unknown format "${v}": use table, json or csv`, 2);
+}
+
+export function renderTable(rows: Array<Record<string, unknown>>, columns: string[]): string {
+  if (rows.length === 0) return '(none)\n';
+  const cell = (v: unknown) => (v === null || v === undefined ? '-' : Array.isArray(v) ? v.join(',') || '-' : String(v));
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join('\n') + '\n';
+}
+
+/** RFC 4180 CSV; cells that a spreadsheet would run as a formula are prefixed with '. */
+export function renderCsv(rows: Array<Record<string, unknown>>, columns: string[]): string {
+  const cell = (v: unknown) => {
+    let s = v === null || v === undefined ? '' : Array.isArray(v) ? v.join(' ') : String(v);
+    if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [columns.join(','), ...rows.map((r) => columns.map((c) => cell(r[c])).join(','))].join('\r\n') + '\r\n';
+}
+
+export function render(format: Format, rows: Array<Record<string, unknown>>, columns: string[]): string {
+  if (format === 'json') return JSON.stringify(rows, null, 2) + '\n';
+  if (format === 'csv') return renderCsv(rows, columns);
+  return renderTable(rows, columns);
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}

@@ -1,0 +1,198 @@
+// One strict schema for keygate.yaml: types and validation in one place. Unknown keys are
+// errors (z.strictObject everywhere); durations and rates are turned into numbers here, once.
+// Every field states its default. Paths stay as written; load.ts resolves them against the
+// config file's folder.
+import { z } from 'zod';
+import { BUILTIN_SCOPES } from '../authorize/builtin.js';
+import { parseDuration, parseRate, type Rate } from './units.js';
+
+const duration = (what = 'duration') =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `invalid ${what} "${text}": use a number and a unit (500ms, 30s, 15m, 24h, 30d)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const rate = z.string().transform((text, ctx): Rate => {
+  const r = parseRate(text);
+  if (!r) {
+    ctx.addIssue({ code: 'custom', message: `invalid rate "${text}": use a positive count per s, m or h (10/s, 600/m, 5000/h)` });
+    return z.NEVER;
+  }
+  return r;
+});
+
+// A port may come from ${ENV} inside quotes ("${PORT:-8443}"): digits read as a number.
+const port = z.preprocess((v) => (typeof v === 'string' && /^\d{1,5}$/.test(v) ? Number(v) : v), z.number().int().min(0).max(65535));
+const filePath = z.string().min(1, 'a file path is required');
+const oneOrMany = z.union([filePath, z.array(filePath).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
+
+export const NAME_PATTERN = /^[A-Za-z0-9:_.-]+$/;
+const name = (what: string) => z.string().regex(NAME_PATTERN, `${what} names use letters, digits and : _ . -`);
+
+export const ENVIRONMENT_PATTERN = /^[a-z][a-z0-9]{0,15}$/;
+
+/** `METHOD /path-pattern`; checked in detail by authorize/rules.ts when compiled. */
+const scopeRule = z.string().min(1);
+
+const tlsSchema = z.strictObject({
+  /** Server certificate chain (PEM). Required. */
+  cert: filePath,
+  /** Server private key (PEM). Required. */
+  key: filePath,
+  /** Lowest TLS version accepted. Default TLSv1.2. */
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+});
+
+const clientAuthSchema = z.strictObject({
+  /** SNI host names starting with this prefix require a client certificate. Default "clientauth.". */
+  hostPrefix: z.string().min(1).default('clientauth.'),
+  /** Trusted issuers of client certificates: one PEM bundle or a list. Default none (no client certificate is trusted). */
+  ca: oneOrMany.nullable().default(null),
+  /** The client CA's private key; only `keygate cert issue` reads it. Default none. */
+  caKey: filePath.nullable().default(null),
+  /** Certificate revocation list(s) (PEM); when set, a revoked client certificate is refused. Default none. */
+  crl: oneOrMany.nullable().default(null),
+  /** Optional second TLS port on which every connection is in client-certificate mode, whatever the SNI. Default none. */
+  port: port.nullable().default(null),
+});
+
+const listenLimitsSchema = z.strictObject({
+  /** Largest request head (request line + headers) in bytes. Default 16384. */
+  maxHeaderSize: z.number().int().min(1024).max(1_048_576).default(16_384),
+  /** Time allowed for the client to send the request head. Default 10s. */
+  headersTimeout: duration().prefault('10s'),
+  /** Time allowed for the whole request (head and body) to arrive. Default 60s. */
+  requestTimeout: duration().prefault('60s'),
+  /** How long an idle keep-alive connection is kept open. Default 5s. */
+  keepAliveTimeout: duration().prefault('5s'),
+  /** Time allowed for the TLS handshake. Default 10s. */
+  handshakeTimeout: duration().prefault('10s'),
+  /** Requests served on one connection before it is closed; 0 = no limit. Default 0. */
+  maxRequestsPerSocket: z.number().int().min(0).default(0),
+  /** Concurrent client connections per listener; 0 = no limit. Default 0. */
+  maxConnections: z.number().int().min(0).default(0),
+});
+
+const listenSchema = z.strictObject({
+  /** Address of the HTTPS listener. Default 0.0.0.0. */
+  host: z.string().min(1).default('0.0.0.0'),
+  /** Port of the HTTPS listener; 0 picks a free one. Default 8443. */
+  port: port.default(8443),
+  tls: tlsSchema,
+  clientAuth: clientAuthSchema.prefault({}),
+  limits: listenLimitsSchema.prefault({}),
+});
+
+const adminSchema = z.strictObject({
+  /** Set false to run without the admin listener. Default true. */
+  enabled: z.boolean().default(true),
+  /** Address of the admin listener; keep it on loopback or a private network. Default 127.0.0.1. */
+  host: z.string().min(1).default('127.0.0.1'),
+  /** Port of the admin listener; 0 picks a free one. Default 9090. */
+  port: port.default(9090),
+  /** Serve the admin listener over TLS (with optional client certificates). Default plain HTTP. */
+  tls: z.strictObject({ cert: filePath, key: filePath }).nullable().default(null),
+});
+
+const routeSchema = z.strictObject({
+  /** Requests whose normalized path starts with this prefix take this route. Required. */
+  pathPrefix: z.string().startsWith('/', 'pathPrefix must start with "/"'),
+  /** Upstream origin, http:// or https:// (no path). Required. */
+  upstream: z.url({ protocol: /^https?$/, error: 'upstream must be an http:// or https:// URL' }),
+  /** Skip authentication, authorization and rate limits (health checks). Default false. */
+  public: z.boolean().default(false),
+  /** Time allowed for the upstream's response head, and between body chunks. Default 30s. */
+  timeout: duration().prefault('30s'),
+  /** Keep-alive connections kept to this upstream. Default 128. */
+  connections: z.number().int().min(1).max(10_000).default(128),
+});
+
+const policySchema = z.strictObject({
+  /** Sustained rate: 10/s, 600/m, 5000/h. Required. */
+  rate,
+  /** Bucket size: requests allowed in a burst. Default: one second's worth of the rate, at least 1. */
+  burst: z.number().int().min(1).optional(),
+  /** Whose bucket: each credential's own, or one shared by the whole account. Default credential. */
+  per: z.enum(['credential', 'account']).default('credential'),
+});
+
+const redisSchema = z.strictObject({
+  /** redis:// or rediss:// URL. Required. */
+  url: z.string().regex(/^rediss?:\/\//, 'redis url must start with redis:// or rediss://'),
+  /** Prefix of every key keygate writes. Default "keygate:". */
+  prefix: z.string().default('keygate:'),
+  /** When Redis cannot be reached: refuse requests (closed) or admit them without limits (open). Default closed. */
+  failMode: z.enum(['open', 'closed']).default('closed'),
+});
+
+const storeSchema = z.strictObject({
+  /** The credential file (embedded default store). Default credentials.yaml, next to this config. */
+  file: filePath.default('credentials.yaml'),
+  /** Shared store for several replicas. Default none. */
+  redis: redisSchema.nullable().default(null),
+  /** How often last-use times are written back. Default 30s. */
+  usageFlushInterval: duration().prefault('30s'),
+});
+
+const auditSchema = z.strictObject({
+  /** "stdout" or a file path (appended to). Default stdout. */
+  output: z.string().min(1).default('stdout'),
+});
+
+export const configSchema = z
+  .strictObject({
+    /** Name of this deployment's environment; embedded in token prefixes (kg_prod_…). Default none. */
+    environment: z.string().regex(ENVIRONMENT_PATTERN, 'environment: lowercase letters and digits, starting with a letter, at most 16').nullable().default(null),
+    listen: listenSchema,
+    admin: adminSchema.prefault({}),
+    /** First match wins. At least one route. */
+    routes: z.array(routeSchema).min(1, 'at least one route is required'),
+    /** Named permissions: lists of `METHOD /path-pattern`. Default none. */
+    scopes: z.record(name('scope'), z.array(scopeRule)).default({}),
+    /** Named bundles of scopes. Default none. */
+    roles: z.record(name('role'), z.array(name('scope'))).default({}),
+    /** Named rate limits; `default` applies to credentials that name none. Default none (no limit). */
+    policies: z.record(name('policy'), policySchema).default({}),
+    /** Failed authentications allowed per client IP before 429. Default 1/s with a burst of 30. */
+    authFailures: z.strictObject({ rate, burst: z.number().int().min(1).default(30) }).prefault({ rate: '1/s' }),
+    /** Enforce scope rules, or only log and count what would be denied (roll-out). Default enforce. */
+    authorization: z.strictObject({ mode: z.enum(['enforce', 'shadow']).default('enforce') }).prefault({}),
+    credentials: z
+      .strictObject({
+        /** Within this time of its end a used credential triggers the expiry warning. Default 14d. */
+        warnBefore: duration().prefault('14d'),
+      })
+      .prefault({}),
+    store: storeSchema.prefault({}),
+    audit: auditSchema.prefault({}),
+    /** Answer every non-public request with 503 (planned maintenance). Default false. */
+    maintenance: z.boolean().default(false),
+    shutdown: z
+      .strictObject({
+        /** On SIGTERM, how long in-flight requests may take before the process exits. Default 25s. */
+        drainTimeout: duration().prefault('25s'),
+      })
+      .prefault({}),
+    log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).prefault({}),
+  })
+  .superRefine((cfg, ctx) => {
+    for (const [role, scopes] of Object.entries(cfg.roles)) {
+      scopes.forEach((scope, i) => {
+        if (!(scope in cfg.scopes) && !BUILTIN_SCOPES.has(scope)) ctx.addIssue({ code: 'custom', path: ['roles', role, i], message: `role "${role}" names unknown scope "${scope}"` });
+      });
+    }
+    for (const [i, route] of cfg.routes.entries()) {
+      const u = new URL(route.upstream);
+      if (u.pathname !== '/' || u.search || u.hash) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstream'], message: 'upstream is an origin only (scheme://host:port), without a path or query' });
+      }
+    }
+  });
+
+export type KeygateConfig = z.output<typeof configSchema>;
+export type RouteConfig = KeygateConfig['routes'][number];
+export type PolicyConfig = KeygateConfig['policies'][string];

@@ -1,0 +1,57 @@
+// The one catalog of answers keygate gives itself. Every entry has a stable code, an HTTP
+// status, a title, a default detail (what happened, in terms the caller already knows) and a
+// hint (what to do). docs/errors.md documents every code; test/unit/error-catalog.test.ts
+// keeps the two in step. `reason` is the bounded label used in metrics and audit.
+
+export interface ErrorSpec {
+  status: number;
+  title: string;
+  detail: string;
+  hint: string;
+  reason: string;
+}
+
+const spec = (status: number, reason: string, title: string, detail: string, hint: string): ErrorSpec => ({ status, reason, title, detail, hint });
+
+export const ERRORS = {
+  // 400: the request itself
+  KG_ERR_PATH_INVALID: spec(400, 'path_invalid', 'Malformed or ambiguous request path', 'The request path cannot be normalized unambiguously.', 'Send an origin-form path without encoded "/" or "\\", NUL, invalid percent-encoding or ".." above the root.'),
+  // 401: who is calling
+  KG_ERR_CREDENTIAL_MISSING: spec(401, 'credential_missing', 'Credential required', 'No API token was sent.', 'Send the token in the x-api-key header or as "Authorization: Bearer <token>".'),
+  KG_ERR_CREDENTIAL_AMBIGUOUS: spec(401, 'credential_ambiguous', 'More than one credential', 'The request carries more than one credential.', 'Send exactly one token, in x-api-key or in Authorization, not both and not twice.'),
+  KG_ERR_TOKEN_MALFORMED: spec(401, 'token_malformed', 'Malformed API token', 'The API token is not in keygate format or its checksum does not match.', 'Copy the whole token as it was printed at creation (it starts with kg_); it may have been truncated.'),
+  KG_ERR_TOKEN_WRONG_ENVIRONMENT: spec(401, 'token_wrong_environment', 'API token of another environment', 'The API token was issued for another environment.', 'Use a token created for this environment; tokens carry their environment in the prefix (kg_<env>_).'),
+  KG_ERR_TOKEN_UNKNOWN: spec(401, 'token_unknown', 'Unknown API token', 'The API token is not known.', 'Check that the token was created for this keygate and has not been deleted.'),
+  KG_ERR_TOKEN_EXPIRED: spec(401, 'token_expired', 'API token expired', 'The API token has expired.', 'Ask the account owner for a new token (keygate token create or token rotate).'),
+  KG_ERR_TOKEN_REVOKED: spec(401, 'token_revoked', 'API token revoked', 'The API token was revoked.', 'Ask the account owner for a new token; a revoked token can be restored by an administrator if the revocation was a mistake.'),
+  KG_ERR_ACCOUNT_DISABLED: spec(401, 'account_disabled', 'Service account disabled', 'The service account this credential belongs to is disabled.', 'Ask an administrator to enable the account (keygate account enable).'),
+  KG_ERR_ACCOUNT_ENDED: spec(401, 'account_ended', 'Service account ended', 'The service account this credential belongs to is past its end date.', 'Ask an administrator to extend the account end date (keygate account update --end-date).'),
+  KG_ERR_CERT_MISSING: spec(401, 'cert_missing', 'Client certificate required', 'This host requires a client certificate and none was presented.', 'Present a client certificate issued by the configured client CA (curl --cert/--key).'),
+  KG_ERR_CERT_UNTRUSTED: spec(401, 'cert_untrusted', 'Client certificate not trusted', 'The client certificate does not chain to a trusted client CA.', 'Use a certificate issued by the configured client CA, and send its intermediate certificates.'),
+  KG_ERR_CERT_EXPIRED: spec(401, 'cert_expired', 'Client certificate expired', 'The client certificate is expired or not yet valid.', 'Renew the client certificate (keygate cert issue) and check the client clock.'),
+  KG_ERR_CERT_REVOKED: spec(401, 'cert_revoked', 'Client certificate revoked', 'The client certificate is on the revocation list.', 'Ask the account owner for a new certificate.'),
+  KG_ERR_CERT_UNBOUND: spec(401, 'cert_unbound', 'Client certificate not bound', 'The client certificate is trusted but bound to no service account.', 'Bind it to an account (keygate cert bind) or use a certificate issued by keygate cert issue.'),
+  KG_ERR_CERT_BINDING_ENDED: spec(401, 'cert_binding_ended', 'Certificate binding ended', 'The certificate binding that matches this certificate is past its end date.', 'Ask an administrator to bind a current certificate.'),
+  // 403: what the caller may do
+  KG_ERR_SCOPE_DENIED: spec(403, 'scope_denied', 'Permission denied', 'No scope of this credential allows this method and path.', 'Ask the account owner for a credential with the scope named in detail; keygate explain shows which rule applies.'),
+  // 404 / 421: where the request went
+  KG_ERR_NO_ROUTE: spec(404, 'no_route', 'No route', 'No route is configured for this path.', 'Check the URL; routes are listed in keygate.yaml.'),
+  KG_ERR_MISDIRECTED: spec(421, 'misdirected', 'Misdirected request', 'The Host header names a host of the other authentication mode than the TLS server name.', 'Connect to the host you address: use the same name for SNI and Host (curl --resolve, not a Host override).'),
+  // 429: how often
+  KG_ERR_RATE_LIMITED: spec(429, 'rate_limited', 'Rate limit exceeded', 'This credential has used its request budget.', 'Wait for the number of seconds in Retry-After; RateLimit-* headers show the budget.'),
+  KG_ERR_AUTH_RATE_LIMITED: spec(429, 'auth_rate_limited', 'Too many failed authentications', 'Too many requests from this address failed authentication.', 'Fix the credential, then retry after Retry-After seconds.'),
+  // 5xx: keygate or the upstream
+  KG_ERR_UPSTREAM_UNAVAILABLE: spec(502, 'upstream_unavailable', 'Upstream unavailable', 'The upstream refused the connection or failed while answering.', 'Retry later; if it persists, the API behind keygate is down.'),
+  KG_ERR_UPSTREAM_TIMEOUT: spec(504, 'upstream_timeout', 'Upstream timed out', 'The upstream did not answer in time.', 'Retry later; the route timeout is set in keygate.yaml.'),
+  KG_ERR_MAINTENANCE: spec(503, 'maintenance', 'Maintenance', 'The service is in maintenance mode.', 'Retry after Retry-After seconds.'),
+  KG_ERR_SHUTTING_DOWN: spec(503, 'shutting_down', 'Shutting down', 'This keygate instance is shutting down.', 'Retry; another instance will answer.'),
+  KG_ERR_STORE_UNAVAILABLE: spec(503, 'store_unavailable', 'Credential store unavailable', 'The credential store cannot be reached, and keygate is configured to fail closed.', 'Retry later; operators: check the store connection.'),
+  // admin API
+  KG_ERR_BAD_REQUEST: spec(400, 'bad_request', 'Bad request', 'The request is not valid.', 'Check the request against docs/admin-api.md.'),
+  KG_ERR_NOT_FOUND: spec(404, 'not_found', 'Not found', 'No such resource.', 'Check the name or id.'),
+  KG_ERR_CONFLICT: spec(409, 'conflict', 'Conflict', 'The request conflicts with the current state.', 'Read the detail, then change the request or the state it conflicts with.'),
+  KG_ERR_METHOD_NOT_ALLOWED: spec(405, 'method_not_allowed', 'Method not allowed', 'This resource does not support this method.', 'See docs/admin-api.md for the methods each resource supports.'),
+  KG_ERR_BODY_TOO_LARGE: spec(413, 'body_too_large', 'Request body too large', 'The request body is larger than this endpoint accepts.', 'Send a smaller body.'),
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;

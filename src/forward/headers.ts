@@ -1,0 +1,94 @@
+// Strip, then set (Envoy's SANITIZE_SET): one pass over the raw request headers removes
+// everything a caller could use to forge identity or confuse the hop (credential headers,
+// x-keygate-*, x-forwarded-client-cert, hop-by-hop headers, forwarding headers we set
+// ourselves) and keeps what identify needs. The forward stage then adds keygate's headers.
+
+export interface ScannedHeaders {
+  /** Headers for the upstream as a flat [name, value, …] list, already sanitized. */
+  readonly forward: string[];
+  readonly apiKey: string | undefined;
+  readonly apiKeyCount: number;
+  readonly authorization: string | undefined;
+  readonly authorizationCount: number;
+  /** The client's x-request-id, if sane. */
+  readonly requestId: string | undefined;
+  readonly forwardedFor: string | undefined;
+  readonly hasBody: boolean;
+}
+
+/** Removed from requests before forwarding (RFC 9110 §7.6.1 hop-by-hop, plus ours). */
+const DROP_REQUEST = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'proxy-authorization', 'proxy-authenticate', 'expect', 'http2-settings',
+  'x-forwarded-client-cert', 'x-forwarded-proto', 'x-forwarded-host',
+]);
+
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:+=/-]{1,128}$/;
+
+export function scanRequestHeaders(raw: readonly string[]): ScannedHeaders {
+  const forward: string[] = [];
+  let apiKey: string | undefined;
+  let apiKeyCount = 0;
+  let authorization: string | undefined;
+  let authorizationCount = 0;
+  let requestId: string | undefined;
+  let forwardedFor: string | undefined;
+  let hasBody = false;
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    switch (name) {
+      case 'x-api-key':
+        apiKeyCount++;
+        apiKey = value;
+        continue;
+      case 'authorization':
+        authorizationCount++;
+        authorization = value;
+        continue;
+      case 'x-request-id':
+        if (requestId === undefined && SANE_REQUEST_ID.test(value)) requestId = value;
+        continue;
+      case 'x-forwarded-for':
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        continue;
+      case 'content-length':
+        if (value !== '0') hasBody = true;
+        break;
+      case 'transfer-encoding':
+        hasBody = true;
+        continue;
+      case 'connection':
+        connection = value;
+        continue;
+    }
+    if (DROP_REQUEST.has(name) || name.startsWith('x-keygate-')) continue;
+    forward.push(name, value);
+  }
+  if (connection !== undefined) dropConnectionListed(forward, connection);
+  return { forward, apiKey, apiKeyCount, authorization, authorizationCount, requestId, forwardedFor, hasBody };
+}
+
+/** Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1). */
+function dropConnectionListed(forward: string[], connection: string): void {
+  const listed = new Set(connection.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t && t !== 'close' && t !== 'keep-alive'));
+  if (listed.size === 0) return;
+  for (let i = forward.length - 2; i >= 0; i -= 2) if (listed.has(forward[i]!)) forward.splice(i, 2);
+}
+
+/** Response headers that must not cross the hop, plus the request id we set ourselves. */
+const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'x-request-id']);
+
+export function sanitizeResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  let listed: Set<string> | undefined;
+  const conn = headers['connection'];
+  if (typeof conn === 'string' && conn.includes(',')) listed = new Set(conn.split(',').map((t) => t.trim().toLowerCase()));
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined || DROP_RESPONSE.has(name) || listed?.has(name)) continue;
+    out[name] = v;
+  }
+  return out;
+}

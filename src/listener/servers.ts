@@ -1,0 +1,82 @@
+// ① The HTTPS listener(s). One listener serves both modes: the SNI name picks the secure
+// context (the client-certificate one carries the client CAs and CRLs) and the request
+// handler picks the mode. Client certificates are requested on every handshake but never
+// enforced by TLS itself (rejectUnauthorized: false): a missing or untrusted certificate on a
+// client-certificate host gets a 401 problem+json, which can be audited and counted; on an
+// API-key host a certificate is ignored. An optional second port is client-certificate only.
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { KeygateConfig } from '../config/schema.js';
+import type { RequestHandler } from '../pipeline/handler.js';
+import { modeOfName } from './host-mode.js';
+import type { TlsMaterial } from './tls-material.js';
+
+export interface MaterialHolder {
+  material: TlsMaterial;
+  prefix: string;
+}
+
+export interface Listeners {
+  main: https.Server;
+  clientAuth?: https.Server;
+  /** Apply new TLS material to new handshakes; open connections keep theirs. */
+  applyMaterial(m: TlsMaterial): void;
+  all(): https.Server[];
+}
+
+function serverOptions(config: KeygateConfig): https.ServerOptions {
+  const l = config.listen.limits;
+  return {
+    requestCert: true,
+    rejectUnauthorized: false,
+    handshakeTimeout: l.handshakeTimeout,
+    maxHeaderSize: l.maxHeaderSize,
+    headersTimeout: l.headersTimeout,
+    requestTimeout: l.requestTimeout,
+    // Enforce the two timeouts above at 1 s granularity instead of Node's 30 s default.
+    connectionsCheckingInterval: 1_000,
+    ALPNProtocols: ['http/1.1'],
+  };
+}
+
+function applyLimits(server: https.Server, config: KeygateConfig): void {
+  const l = config.listen.limits;
+  server.keepAliveTimeout = l.keepAliveTimeout;
+  server.maxRequestsPerSocket = l.maxRequestsPerSocket;
+  if (l.maxConnections > 0) server.maxConnections = l.maxConnections;
+}
+
+export function createListeners(config: KeygateConfig, holder: MaterialHolder, handler: RequestHandler, onTlsError: (err: Error, socket: Socket) => void): Listeners {
+  const main = https.createServer(
+    {
+      ...serverOptions(config),
+      ...holder.material.apiOptions,
+      SNICallback: (servername, cb) => cb(null, modeOfName(servername, holder.prefix) === 'clientauth' ? holder.material.clientAuth : holder.material.api),
+    },
+    (req, res) => handler(req, res),
+  );
+  applyLimits(main, config);
+  main.on('tlsClientError', onTlsError);
+  let clientAuth: https.Server | undefined;
+  if (config.listen.clientAuth.port !== null) {
+    clientAuth = https.createServer({ ...serverOptions(config), ...holder.material.clientAuthOptions }, (req, res) => handler(req, res, 'clientauth'));
+    applyLimits(clientAuth, config);
+    clientAuth.on('tlsClientError', onTlsError);
+  }
+  return {
+    main,
+    clientAuth,
+    applyMaterial(m) {
+      holder.material = m;
+      // Connections without SNI use the default context.
+      main.setSecureContext(m.apiOptions);
+      clientAuth?.setSecureContext(m.clientAuthOptions);
+    },
+    all: () => (clientAuth ? [main, clientAuth] : [main]),
+  };
+}
+
+export function socketIsTls(socket: Socket): socket is TLSSocket {
+  return 'encrypted' in socket;
+}

@@ -1,0 +1,89 @@
+// Audit log: one JSON line per request and per management action (SPEC §6). Lines are
+// buffered and written asynchronously (sonic-boom), so the request path never waits on the
+// disk; flush() is called on reload and shutdown. Fields never include a secret, a query
+// string or a header value.
+import { pino, type Logger } from 'pino';
+
+export interface RequestAudit {
+  requestId: string;
+  account: string | null;
+  credential: string | null;
+  auth: 'api-key' | 'mtls' | null;
+  method: string;
+  host: string;
+  path: string;
+  status: number;
+  decision: 'allow' | 'deny' | 'error';
+  reason: string;
+  durationMs: number;
+  clientIp: string;
+  route?: number;
+  warning?: string;
+}
+
+export interface ManagementAudit {
+  /** e.g. token.created, account.disabled, config.reloaded */
+  event: string;
+  /** Who did it: `cli:<user>`, `admin:<account>`, or `keygate` for the proxy itself. */
+  actor: string;
+  /** What it was done to: an account name, credential id or file. */
+  target?: string;
+  [field: string]: unknown;
+}
+
+export interface AuditSink {
+  request(entry: RequestAudit): void;
+  event(entry: ManagementAudit): void;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createAuditSink(output: string): AuditSink {
+  const fd = output === 'stdout' ? 1 : output === 'stderr' ? 2 : undefined;
+  const dest = pino.destination({ ...(fd !== undefined ? { fd } : { dest: output, mkdir: true, append: true }), sync: false, minLength: 4096 });
+  const logger: Logger = pino(
+    {
+      base: undefined,
+      messageKey: 'msg',
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: () => ({}) },
+    },
+    dest,
+  );
+  // Lines are written in 4 KiB batches, and at least once a second.
+  const flushSoon = () => {
+    try {
+      dest.flush();
+    } catch {
+      // not open yet (file destinations open asynchronously): the next tick will do
+    }
+  };
+  const timer = setInterval(flushSoon, 1_000);
+  timer.unref();
+  return {
+    request: (entry) => logger.info({ event: 'request', ...entry }),
+    event: (entry) => logger.info(entry),
+    flush: () =>
+      new Promise((resolve) => {
+        dest.flush((err) => resolve(void err));
+      }),
+    close: async () => {
+      clearInterval(timer);
+      await new Promise<void>((resolve) => dest.flush(() => resolve()));
+      if (fd === undefined) dest.end();
+    },
+  };
+}
+
+/** Collects audit entries in memory (tests, `keygate check`). */
+export class MemoryAuditSink implements AuditSink {
+  readonly entries: Array<Record<string, unknown>> = [];
+  request(entry: RequestAudit): void {
+    this.entries.push({ event: 'request', ...entry });
+  }
+  event(entry: ManagementAudit): void {
+    this.entries.push({ ...entry });
+  }
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,77 @@
+// Prometheus metrics. The registry is passed in (tests use a fresh one). Label values come
+// only from bounded sets keygate controls: account names from the store, credential ids,
+// fixed reason/outcome words. Never a path, header or anything else a caller chooses.
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+
+export type Outcome = 'allowed' | 'public' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'rate_limited' | 'misdirected' | 'no_route' | 'unavailable' | 'upstream_error';
+
+export class KeygateMetrics {
+  readonly requests: Counter<'account' | 'auth' | 'outcome'>;
+  readonly duration: Histogram<'outcome'>;
+  readonly authFailures: Counter<'reason'>;
+  readonly rateLimited: Counter<'account'>;
+  readonly upstreamErrors: Counter<'reason'>;
+  readonly credentialExpiry: Gauge<'account' | 'credential'>;
+  readonly configReloads: Counter<'result'>;
+  readonly storeReloads: Counter<'result'>;
+  readonly tlsReloads: Counter<'result'>;
+  readonly certificateExpiry: Gauge<'kind' | 'subject'>;
+  readonly shadowDenials: Counter<'account'>;
+  readonly storeErrors: Counter<'backend' | 'mode'>;
+  readonly inflight: Gauge;
+  readonly ready: Gauge;
+  private readonly requestChildren = new Map<string, ReturnType<Counter<'account' | 'auth' | 'outcome'>['labels']>>();
+  private readonly durationChildren = new Map<string, ReturnType<Histogram<'outcome'>['labels']>>();
+
+  constructor(readonly registry: Registry, opts: { defaultMetrics?: boolean } = {}) {
+    const registers = [registry];
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'keygate_' });
+    this.requests = new Counter({ name: 'keygate_requests_total', help: 'Requests answered, by account, auth method and outcome.', labelNames: ['account', 'auth', 'outcome'], registers });
+    this.duration = new Histogram({
+      name: 'keygate_request_duration_seconds',
+      help: 'Time from request head to response end.',
+      labelNames: ['outcome'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.authFailures = new Counter({ name: 'keygate_auth_failures_total', help: 'Failed authentications, by reason.', labelNames: ['reason'], registers });
+    this.rateLimited = new Counter({ name: 'keygate_rate_limited_total', help: 'Requests refused by a rate limit, by account ("" for per-IP limits on failed authentication).', labelNames: ['account'], registers });
+    this.upstreamErrors = new Counter({ name: 'keygate_upstream_errors_total', help: 'Upstream failures, by reason.', labelNames: ['reason'], registers });
+    this.credentialExpiry = new Gauge({ name: 'keygate_credential_expiry_timestamp_seconds', help: 'When each credential (or account end date, credential="account") stops working, Unix seconds.', labelNames: ['account', 'credential'], registers });
+    this.configReloads = new Counter({ name: 'keygate_config_reloads_total', help: 'keygate.yaml reloads, by result (success, rejected).', labelNames: ['result'], registers });
+    this.storeReloads = new Counter({ name: 'keygate_store_reloads_total', help: 'Credential store reloads, by result (success, rejected).', labelNames: ['result'], registers });
+    this.tlsReloads = new Counter({ name: 'keygate_tls_reloads_total', help: 'Certificate, key, CA and CRL reloads, by result (success, rejected).', labelNames: ['result'], registers });
+    this.certificateExpiry = new Gauge({ name: 'keygate_certificate_expiry_timestamp_seconds', help: 'notAfter of the server certificate and of each trusted client CA, Unix seconds.', labelNames: ['kind', 'subject'], registers });
+    this.shadowDenials = new Counter({ name: 'keygate_shadow_denials_total', help: 'Requests that scope rules would deny, admitted because authorization.mode is shadow.', labelNames: ['account'], registers });
+    this.storeErrors = new Counter({ name: 'keygate_store_errors_total', help: 'Requests that met an unreachable shared store, by backend and the failMode applied.', labelNames: ['backend', 'mode'], registers });
+    this.inflight = new Gauge({ name: 'keygate_inflight_requests', help: 'Requests being handled now.', registers });
+    this.ready = new Gauge({ name: 'keygate_ready', help: '1 while this instance accepts traffic, 0 while starting or draining.', registers });
+    for (const result of ['success', 'rejected']) {
+      this.configReloads.inc({ result }, 0);
+      this.storeReloads.inc({ result }, 0);
+      this.tlsReloads.inc({ result }, 0);
+    }
+  }
+
+  /** One request finished; children are cached so the hot path does no label hashing. */
+  observeRequest(account: string, auth: string, outcome: Outcome, seconds: number): void {
+    const key = account + '\u0000' + auth + '\u0000' + outcome;
+    let c = this.requestChildren.get(key);
+    if (!c) {
+      c = this.requests.labels(account, auth, outcome);
+      if (this.requestChildren.size < 50_000) this.requestChildren.set(key, c);
+    }
+    c.inc();
+    let h = this.durationChildren.get(outcome);
+    if (!h) this.durationChildren.set(outcome, (h = this.duration.labels(outcome)));
+    h.observe(seconds);
+  }
+
+  /** Drop children of accounts that no longer exist, so deleted accounts do not linger. */
+  forgetAccounts(keep: ReadonlySet<string>): void {
+    for (const [key] of this.requestChildren) {
+      const account = key.slice(0, key.indexOf('\u0000'));
+      if (account !== '' && !keep.has(account)) this.requestChildren.delete(key);
+    }
+  }
+}

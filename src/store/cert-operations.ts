@@ -1,0 +1,72 @@
+// Certificate bindings: how a verified client certificate maps to a service account. Shared by
+// the CLI (`keygate cert …`) and the admin API.
+import { accountScopes } from './check.js';
+import { newId } from './token-format.js';
+import { findAccount, OperationError, type OpContext } from './operations.js';
+import type { CertBindingRecord, CertMatch, StoreData } from './types.js';
+
+export interface BindingInput {
+  account: string;
+  match: CertMatch;
+  value: string;
+  nickname?: string;
+  endDate?: string | null;
+  scopes?: string[] | null;
+  policy?: string | null;
+  serial?: string | null;
+  notAfter?: string | null;
+}
+
+const FINGERPRINT = /^(?:sha256:)?([0-9a-fA-F]{2}(?::?[0-9a-fA-F]{2}){31})$/;
+
+/** Accepts `AB:CD:…`, `abcd…` or `sha256:…`; returns 64 lowercase hex characters. */
+export function normalizeFingerprint(text: string): string {
+  const m = FINGERPRINT.exec(text.trim());
+  if (!m) throw new OperationError('invalid', `"${text}" is not a SHA-256 fingerprint (64 hex digits, colons optional)`);
+  return m[1]!.replace(/:/g, '').toLowerCase();
+}
+
+function checkValue(match: CertMatch, value: string): string {
+  const v = value.trim();
+  if (!v || v.length > 1024 || /[\u0000-\u001f\u007f]/.test(v)) throw new OperationError('invalid', `invalid ${match} value`);
+  if (match === 'fingerprint') return normalizeFingerprint(v);
+  if (match === 'uri' && !/^[a-z][a-z0-9+.-]*:/i.test(v)) throw new OperationError('invalid', `"${v}" is not a URI (e.g. spiffe://trust.domain/ns/prod/sa/deployer)`);
+  if (match === 'uri' && /\*\*\*/.test(v)) throw new OperationError('invalid', 'URI patterns use * (one segment) and ** (any segments)');
+  if (match === 'dns') return v.toLowerCase();
+  return v;
+}
+
+export function bindCertificate(data: StoreData, input: BindingInput, ctx: OpContext): CertBindingRecord {
+  const account = findAccount(data, input.account);
+  const value = checkValue(input.match, input.value);
+  const existing = data.certificates.find((c) => c.match === input.match && c.value === value);
+  if (existing) throw new OperationError('conflict', `this ${input.match} is already bound (${existing.id}, account "${existing.account}")`);
+  if (input.scopes && input.scopes.length) {
+    const allowed = accountScopes(account, ctx.config);
+    const outside = input.scopes.filter((s) => !allowed.has(s));
+    if (outside.length) throw new OperationError('invalid', `a binding's scopes must be a subset of its account's: account "${account.name}" does not have ${outside.join(', ')}`);
+  }
+  if (input.policy && !(input.policy in ctx.config.policies)) throw new OperationError('invalid', `unknown policy "${input.policy}"`);
+  const record: CertBindingRecord = {
+    id: input.match === 'fingerprint' ? `sha256:${value}` : newId('crt'),
+    account: account.name,
+    match: input.match,
+    value,
+    nickname: (input.nickname ?? '').slice(0, 128),
+    endDate: input.endDate ?? null,
+    scopes: input.scopes && input.scopes.length ? input.scopes : null,
+    policy: input.policy ?? null,
+    createdAt: ctx.now.toISOString(),
+    serial: input.serial ?? null,
+    notAfter: input.notAfter ?? null,
+  };
+  data.certificates.push(record);
+  return record;
+}
+
+export function unbindCertificate(data: StoreData, id: string): CertBindingRecord {
+  const c = data.certificates.find((x) => x.id === id);
+  if (!c) throw new OperationError('not_found', `no certificate binding with id "${id}"`);
+  data.certificates = data.certificates.filter((x) => x !== c);
+  return c;
+}

@@ -1,0 +1,62 @@
+// Schema of the credential file. Strict like keygate.yaml: an unknown key is an error, so a
+// hand edit with a typo is caught by `keygate check` and refused by a running proxy.
+import { z } from 'zod';
+import type { StoreData } from './types.js';
+
+export const ACCOUNT_NAME = /^[A-Za-z0-9 _-]{1,64}$/;
+export const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+const isoTime = z.iso.datetime({ offset: true });
+const nullableTime = isoTime.nullable().default(null);
+const nameList = z.array(z.string().min(1)).default([]);
+
+const account = z.strictObject({
+  name: z.string().regex(ACCOUNT_NAME, 'account names use letters, digits, spaces, - and _ (at most 64)').refine((n) => n.trim() === n, 'account names do not start or end with a space'),
+  description: z.string().default(''),
+  owner: z.string().default(''),
+  endDate: z.string().regex(DAY, 'endDate is a day: YYYY-MM-DD').nullable().default(null),
+  roles: nameList,
+  scopes: nameList,
+  policy: z.string().nullable().default(null),
+  disabled: z.boolean().default(false),
+  createdAt: isoTime,
+  updatedAt: isoTime,
+});
+
+const token = z.strictObject({
+  id: z.string().regex(/^tok_[0-9A-Za-z]{1,32}$/, 'token ids look like tok_…'),
+  account: z.string().min(1),
+  label: z.string().default(''),
+  hash: z.string().regex(/^[0-9a-f]{64}$/, 'hash is a lowercase hex SHA-256'),
+  environment: z.string().nullable().default(null),
+  scopes: z.array(z.string().min(1)).nullable().default(null),
+  policy: z.string().nullable().default(null),
+  status: z.enum(['active', 'revoked']),
+  createdAt: isoTime,
+  expiresAt: nullableTime,
+  revokedAt: nullableTime,
+  revokeReason: z.string().nullable().default(null),
+  rotatedFrom: z.string().nullable().default(null),
+  rotatedTo: z.string().nullable().default(null),
+});
+
+const certificate = z.strictObject({
+  id: z.string().min(1),
+  account: z.string().min(1),
+  match: z.enum(['fingerprint', 'cn', 'dns', 'uri']),
+  value: z.string().min(1),
+  nickname: z.string().default(''),
+  endDate: nullableTime,
+  scopes: z.array(z.string().min(1)).nullable().default(null),
+  policy: z.string().nullable().default(null),
+  createdAt: isoTime,
+  serial: z.string().nullable().default(null),
+  notAfter: nullableTime,
+});
+
+export const storeSchema = z.strictObject({
+  version: z.literal(1),
+  accounts: z.array(account).default([]),
+  tokens: z.array(token).default([]),
+  certificates: z.array(certificate).default([]),
+}) satisfies z.ZodType<StoreData, unknown>;

@@ -64,7 +64,12 @@ export async function buildAll(configFile: string, pools: UpstreamPools, env: No
   const { material, problems: tlsProblems } = loadMaterial(loaded);
   const all = [...compileProblems, ...tlsProblems];
   const store = createStore(loaded.config);
-  if (!compiled) return { store, problems: all };
+  if (!compiled) {
+    // The cross-checks need compiled scopes, but the credential file's own shape can still be
+    // checked, so that one `keygate check` run reports as much as it can.
+    all.push(...(await store.readSource()).problems);
+    return { store, problems: all };
+  }
   const { runtime, data, problems: storeProblems } = await indexStore(compiled, store);
   all.push(...storeProblems);
   if (all.length || !runtime || !material || !data) return { store, problems: all };

@@ -45,6 +45,8 @@ export interface KeygateInstance {
   readonly admin?: AddressInfo;
   readonly metrics: KeygateMetrics;
   readonly store: FileStore;
+  /** The operational logger: the one passed in, else one at keygate.yaml's log.level. */
+  readonly logger: Logger;
   runtime(): Runtime;
   isReady(): boolean;
   /** Reload config, credentials and certificates; false when the new state was rejected. */
@@ -102,6 +104,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   const exportCertificates = (m: TlsMaterial) => {
     metrics.certificateExpiry.reset();
     for (const c of m.certificates) metrics.certificateExpiry.labels(c.kind, c.subject).set(c.notAfterMs / 1000);
+    for (const w of m.warnings) logger.warn({ source: 'tls' }, w);
   };
   exportExpiry(built.runtime);
   exportCertificates(built.material);
@@ -132,11 +135,21 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
         reject('config', problems);
         return false;
       }
+      // Sockets and server options are made once: changes to them wait for a restart, and
+      // the operator is told so rather than left to wonder why nothing changed.
       const prev = current.loaded.config;
-      if (next.loaded.config.listen.port !== prev.listen.port || next.loaded.config.listen.host !== prev.listen.host || JSON.stringify(next.loaded.config.admin) !== JSON.stringify(prev.admin)) {
-        logger.warn('listen and admin addresses change only on restart; the other changes are applied');
-      }
+      const cfg = next.loaded.config;
+      const restartOnly = [
+        cfg.listen.port !== prev.listen.port || cfg.listen.host !== prev.listen.host ? 'listen.host/port' : '',
+        cfg.listen.clientAuth.port !== prev.listen.clientAuth.port ? 'listen.clientAuth.port' : '',
+        JSON.stringify(cfg.listen.limits) !== JSON.stringify(prev.listen.limits) ? 'listen.limits' : '',
+        JSON.stringify(cfg.admin) !== JSON.stringify(prev.admin) ? 'admin' : '',
+        cfg.audit.output !== prev.audit.output ? 'audit.output' : '',
+      ].filter(Boolean);
+      if (restartOnly.length) logger.warn({ settings: restartOnly }, 'these settings change only on restart; the other changes are applied');
       swap(next);
+      // A logger keygate made itself follows log.level; one passed in belongs to the caller.
+      if (!opts.logger) logger.level = next.loaded.config.log.level;
       listeners.applyMaterial(next.material);
       exportCertificates(next.material);
       metrics.configReloads.labels('success').inc();
@@ -199,6 +212,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     ? createAdminServer(config.admin, {
         registry,
         isReady: () => ready && !state.draining,
+        tlsMaterial: () => current.material,
         api: opts.adminApi?.({ runtime: () => state.runtime, store: credentialStore, configFile: opts.configFile, audit, logger, now }),
       })
     : undefined;
@@ -251,6 +265,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     admin: adminAddr,
     metrics,
     store: credentialStore,
+    logger,
     runtime: () => state.runtime,
     isReady: () => ready && !state.draining,
     reload: async (trigger) => {

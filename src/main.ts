@@ -2,30 +2,38 @@
 // SIGTERM/SIGINT drain then exit 0), and make sure no error ever ends in a stack trace on a
 // user's terminal. The only place besides the CLI entry that ends the process.
 import { formatProblem, SourceError } from './config/source.js';
-import { startKeygate, type StartOptions } from './instance.js';
+import { startKeygate, type KeygateInstance, type StartOptions } from './instance.js';
 import { createLogger } from './observe/logger.js';
 
 export async function serveMain(opts: StartOptions): Promise<void> {
-  const logger = opts.logger ?? createLogger(process.env.KEYGATE_LOG_LEVEL ?? 'info');
-  let instance;
+  // KEYGATE_LOG_LEVEL (or `serve --log-level`) overrides keygate.yaml's log.level; without it
+  // the instance logs at the configured level, and this one only speaks if starting fails.
+  const override = (opts.env ?? process.env).KEYGATE_LOG_LEVEL;
+  const bootLogger = opts.logger ?? createLogger(override ?? 'info');
+  let instance: KeygateInstance | undefined;
+  // Node's default for SIGHUP is to end the process: take it over before starting, since a
+  // reload asked for while starting is already satisfied by the files being read now.
+  process.on('SIGHUP', () => void instance?.reload('SIGHUP'));
   try {
-    instance = await startKeygate({ ...opts, logger });
+    instance = await startKeygate({ ...opts, logger: opts.logger ?? (override ? bootLogger : undefined) });
   } catch (err) {
     if (err instanceof SourceError) {
       for (const p of err.problems) process.stderr.write(`${formatProblem(p)}\n`);
-      logger.fatal({ problems: err.problems.length }, 'configuration has errors; not starting');
+      bootLogger.fatal({ problems: err.problems.length }, 'configuration has errors; not starting');
     } else {
       const e = err as NodeJS.ErrnoException;
-      logger.fatal({ err: e.message, code: e.code }, e.code === 'EADDRINUSE' ? 'address already in use' : 'cannot start');
+      bootLogger.fatal({ err: e.message, code: e.code }, e.code === 'EADDRINUSE' ? 'address already in use' : 'cannot start');
     }
     process.exit(1);
   }
+  const running: KeygateInstance = instance;
+  const logger = running.logger;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'draining: readiness is now 503, finishing in-flight requests');
-    instance.drain().then(
+    running.drain().then(
       () => {
         logger.info('stopped');
         process.exit(0);
@@ -38,9 +46,13 @@ export async function serveMain(opts: StartOptions): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => void instance.reload('SIGHUP'));
   process.on('uncaughtException', (err) => {
     logger.fatal({ err: err.message, stack: err.stack }, 'uncaught exception; exiting');
+    process.exit(70);
+  });
+  process.on('unhandledRejection', (reason) => {
+    const err = reason instanceof Error ? reason : new Error(String(reason));
+    logger.fatal({ err: err.message, stack: err.stack }, 'unhandled promise rejection; exiting');
     process.exit(70);
   });
 }

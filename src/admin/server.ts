@@ -1,11 +1,16 @@
 // The admin listener (loopback by default): /metrics, /healthz, /readyz, and the admin API
-// under /admin/v1 when one is mounted. Never served on the public listener.
+// under /admin/ when one is mounted. Never served on the public listener. With admin.tls set
+// it speaks HTTPS and asks every client for a certificate, verified against the proxy's client
+// CAs (listen.clientAuth.ca, CRLs honoured); whether one is required is the admin API's call
+// (a token is enough), so TLS itself never refuses a client (rejectUnauthorized: false).
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SecureContextOptions } from 'node:tls';
 import type { Registry } from 'prom-client';
 import type { KeygateConfig } from '../config/schema.js';
+import type { TlsMaterial } from '../listener/tls-material.js';
 
 export type AdminApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -13,12 +18,20 @@ export interface AdminDeps {
   registry: Registry;
   isReady: () => boolean;
   api?: AdminApiHandler;
+  /** The proxy's current TLS material: its client CAs and CRLs verify admin client certificates. */
+  tlsMaterial?: () => TlsMaterial;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   res.end(text);
+}
+
+/** Client trust for the admin listener. An explicit (maybe empty) CA list: never Node's public roots. */
+function clientTrust(m: TlsMaterial | undefined): SecureContextOptions {
+  const o = m?.clientAuthOptions;
+  return { ca: o?.ca ?? [], ...(o?.crl ? { crl: o.crl } : {}) };
 }
 
 export function createAdminServer(config: KeygateConfig['admin'], deps: AdminDeps): http.Server {
@@ -40,9 +53,24 @@ export function createAdminServer(config: KeygateConfig['admin'], deps: AdminDep
     if (path?.startsWith('/admin/') && deps.api) return deps.api(req, res);
     json(res, 404, { status: 404, title: 'Not found' });
   };
-  const server = config.tls
-    ? https.createServer({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key), requestCert: true, rejectUnauthorized: false }, handler)
-    : http.createServer(handler);
+  let server: http.Server;
+  if (config.tls) {
+    const cert = readFileSync(config.tls.cert);
+    const key = readFileSync(config.tls.key);
+    let applied = deps.tlsMaterial?.();
+    const secure = https.createServer({ cert, key, ...clientTrust(applied), requestCert: true, rejectUnauthorized: false }, handler);
+    // A reload may bring new client CAs or a new CRL. The check runs before the TLS layer's
+    // own 'connection' listener, so the connection that notices the change already uses it.
+    secure.prependListener('connection', () => {
+      const m = deps.tlsMaterial?.();
+      if (m === applied) return;
+      applied = m;
+      secure.setSecureContext({ cert, key, ...clientTrust(m) });
+    });
+    server = secure;
+  } else {
+    server = http.createServer(handler);
+  }
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;

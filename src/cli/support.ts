@@ -106,25 +106,26 @@ export function parseFormat(v: string): Format {
   throw new CliError(`unknown format "${v}": use table, json or csv`, 2);
 }
 
-export function renderTable(rows: Array<Record<string, unknown>>, columns: string[]): string {
+export function renderTable(rows: ReadonlyArray<object>, columns: readonly string[]): string {
   if (rows.length === 0) return '(none)\n';
   const cell = (v: unknown) => (v === null || v === undefined ? '-' : Array.isArray(v) ? v.join(',') || '-' : String(v));
-  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const at = (r: object, c: string): unknown => (r as Record<string, unknown>)[c];
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(at(r, c)).length)));
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join('\n') + '\n';
+  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => cell(at(r, c)))))].join('\n') + '\n';
 }
 
 /** RFC 4180 CSV; cells that a spreadsheet would run as a formula are prefixed with '. */
-export function renderCsv(rows: Array<Record<string, unknown>>, columns: string[]): string {
+export function renderCsv(rows: ReadonlyArray<object>, columns: readonly string[]): string {
   const cell = (v: unknown) => {
     let s = v === null || v === undefined ? '' : Array.isArray(v) ? v.join(' ') : String(v);
     if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
     return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
-  return [columns.join(','), ...rows.map((r) => columns.map((c) => cell(r[c])).join(','))].join('\r\n') + '\r\n';
+  return [columns.join(','), ...rows.map((r) => columns.map((c) => cell((r as Record<string, unknown>)[c])).join(','))].join('\r\n') + '\r\n';
 }
 
-export function render(format: Format, rows: Array<Record<string, unknown>>, columns: string[]): string {
+export function render(format: Format, rows: ReadonlyArray<object>, columns: readonly string[]): string {
   if (format === 'json') return JSON.stringify(rows, null, 2) + '\n';
   if (format === 'csv') return renderCsv(rows, columns);
   return renderTable(rows, columns);
@@ -132,4 +133,12 @@ export function render(format: Format, rows: Array<Record<string, unknown>>, col
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+/** One record as aligned `key  value` lines (the text form of a `show` command). */
+export function renderFields(record: object): string {
+  const entries = Object.entries(record);
+  const width = Math.max(...entries.map(([k]) => k.length));
+  const text = (v: unknown) => (v === null || v === undefined || v === '' ? '-' : Array.isArray(v) ? v.join(', ') || '-' : String(v));
+  return entries.map(([k, v]) => `${k.padEnd(width)}  ${text(v)}`).join('\n') + '\n';
 }

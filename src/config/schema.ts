@@ -16,6 +16,19 @@ const duration = (what = 'duration') =>
     return ms;
   });
 
+/**
+ * A duration that ends up in a timer. Node cannot wait longer than 2^31-1 ms (24.8 days): a
+ * longer timer fires after 1 ms instead, so `keepAliveTimeout: 30d` would close every idle
+ * connection at once. Zero is no better: Node and undici read a 0 timeout as "no timeout" (a
+ * slow client could then pin a connection for ever) and a 0 interval spins. Both are refused
+ * rather than silently inverted; only `allowZero` fields (drain: exit at once) take 0.
+ */
+const MAX_TIMER_MS = 24 * 86_400_000;
+const timerDuration = (opts: { allowZero?: boolean } = {}) =>
+  duration()
+    .refine((ms) => ms <= MAX_TIMER_MS, { message: 'a timeout or interval is at most 24d' })
+    .refine((ms) => ms > 0 || opts.allowZero === true, { message: 'a timeout or interval must be longer than 0' });
+
 const rate = z.string().transform((text, ctx): Rate => {
   const r = parseRate(text);
   if (!r) {
@@ -64,13 +77,13 @@ const listenLimitsSchema = z.strictObject({
   /** Largest request head (request line + headers) in bytes. Default 16384. */
   maxHeaderSize: z.number().int().min(1024).max(1_048_576).default(16_384),
   /** Time allowed for the client to send the request head. Default 10s. */
-  headersTimeout: duration().prefault('10s'),
+  headersTimeout: timerDuration().prefault('10s'),
   /** Time allowed for the whole request (head and body) to arrive. Default 60s. */
-  requestTimeout: duration().prefault('60s'),
+  requestTimeout: timerDuration().prefault('60s'),
   /** How long an idle keep-alive connection is kept open. Default 5s. */
-  keepAliveTimeout: duration().prefault('5s'),
+  keepAliveTimeout: timerDuration().prefault('5s'),
   /** Time allowed for the TLS handshake. Default 10s. */
-  handshakeTimeout: duration().prefault('10s'),
+  handshakeTimeout: timerDuration().prefault('10s'),
   /** Requests served on one connection before it is closed; 0 = no limit. Default 0. */
   maxRequestsPerSocket: z.number().int().min(0).default(0),
   /** Concurrent client connections per listener; 0 = no limit. Default 0. */
@@ -106,7 +119,7 @@ const routeSchema = z.strictObject({
   /** Skip authentication, authorization and rate limits (health checks). Default false. */
   public: z.boolean().default(false),
   /** Time allowed for the upstream's response head, and between body chunks. Default 30s. */
-  timeout: duration().prefault('30s'),
+  timeout: timerDuration().prefault('30s'),
   /** Keep-alive connections kept to this upstream. Default 128. */
   connections: z.number().int().min(1).max(10_000).default(128),
 });
@@ -135,7 +148,7 @@ const storeSchema = z.strictObject({
   /** Shared store for several replicas. Default none. */
   redis: redisSchema.nullable().default(null),
   /** How often last-use times are written back. Default 30s. */
-  usageFlushInterval: duration().prefault('30s'),
+  usageFlushInterval: timerDuration().prefault('30s'),
 });
 
 const auditSchema = z.strictObject({
@@ -174,7 +187,7 @@ export const configSchema = z
     shutdown: z
       .strictObject({
         /** On SIGTERM, how long in-flight requests may take before the process exits. Default 25s. */
-        drainTimeout: duration().prefault('25s'),
+        drainTimeout: timerDuration({ allowZero: true }).prefault('25s'),
       })
       .prefault({}),
     log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).prefault({}),

@@ -17,9 +17,33 @@ export function validateSource<S extends z.ZodType>(src: YamlSource, schema: S):
       for (const key of issue.keys) problems.push(src.problemAt(path, `unknown key "${key}"${path.length ? ` in ${describePath(path)}` : ''}`, key));
       continue;
     }
+    // A required key that is absent reads better as what it is than as zod's "expected object,
+    // received undefined"; it is positioned at the key of the map that lacks it.
+    const parentPath = path.slice(0, -1);
+    const key = path[path.length - 1];
+    if (issue.code === 'invalid_type' && typeof key === 'string' && isAbsentKey(src.value, parentPath, key)) {
+      const message = `missing required key "${key}"${parentPath.length ? ` in ${describePath(parentPath)}` : ''}`;
+      const owner = parentPath[parentPath.length - 1];
+      problems.push(typeof owner === 'string' ? src.problemAt(parentPath.slice(0, -1), message, owner) : src.problemAt(parentPath, message));
+      continue;
+    }
     const where = describePath(path);
     problems.push(src.problemAt(path, where ? `${where}: ${issue.message}` : issue.message));
   }
-  problems.sort((a, b) => a.line - b.line || a.col - b.col);
-  return { problems };
+  // A value already reported while reading (an unset ${VAR}) fails the schema too; the second
+  // message at the same place would only repeat the first in other words.
+  const seen = new Set(src.problems.map((p) => `${p.line}:${p.col}`));
+  const deduped = problems.filter((p, i) => i < src.problems.length || !seen.has(`${p.line}:${p.col}`));
+  deduped.sort((a, b) => a.line - b.line || a.col - b.col);
+  return { problems: deduped };
+}
+
+/** True when the value at `parentPath` is a map that does not hold `key`. */
+function isAbsentKey(root: unknown, parentPath: ValuePath, key: string): boolean {
+  let v: unknown = root ?? {};
+  for (const seg of parentPath) {
+    if (typeof v !== 'object' || v === null) return false;
+    v = (v as Record<string | number, unknown>)[seg];
+  }
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !Object.hasOwn(v, key);
 }

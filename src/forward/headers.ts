@@ -21,6 +21,10 @@ const DROP_REQUEST = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
   'proxy-authorization', 'proxy-authenticate', 'expect', 'http2-settings',
   'x-forwarded-client-cert', 'x-forwarded-proto', 'x-forwarded-host',
+  // Client-address headers keygate does not set: a caller could forge them, and an upstream
+  // that trusted one would log or rate-limit the wrong address. x-forwarded-for is kept and
+  // appended to instead.
+  'forwarded', 'x-real-ip',
 ]);
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:+=/-]{1,128}$/;
@@ -60,7 +64,9 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedHeaders {
         hasBody = true;
         continue;
       case 'connection':
-        connection = value;
+        // Every Connection header counts: a name listed in the first must not survive because
+        // a second one follows.
+        connection = connection === undefined ? value : `${connection},${value}`;
         continue;
     }
     if (DROP_REQUEST.has(name) || name.startsWith('x-keygate-')) continue;
@@ -82,9 +88,10 @@ const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', '
 
 export function sanitizeResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
+  // A single listed name ("Connection: x-hop") is hop-by-hop as much as a list of them.
   let listed: Set<string> | undefined;
   const conn = headers['connection'];
-  if (typeof conn === 'string' && conn.includes(',')) listed = new Set(conn.split(',').map((t) => t.trim().toLowerCase()));
+  if (conn !== undefined) listed = new Set((Array.isArray(conn) ? conn.join(',') : conn).split(',').map((t) => t.trim().toLowerCase()));
   for (const name in headers) {
     const v = headers[name];
     if (v === undefined || DROP_RESPONSE.has(name) || listed?.has(name)) continue;

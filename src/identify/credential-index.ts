@@ -4,6 +4,7 @@
 import type { Grant } from '../authorize/grants.js';
 import type { BucketPolicy } from '../ratelimit/token-bucket.js';
 import type { AccountRecord, CertBindingRecord, TokenRecord } from '../store/types.js';
+import { compareUriPatterns, compileUriPattern } from '../store/uri-pattern.js';
 
 export interface AccountEntry {
   readonly name: string;
@@ -48,7 +49,7 @@ export interface CredentialIndex {
   readonly certByCN: ReadonlyMap<string, CredentialEntry>;
   readonly certByDNS: ReadonlyMap<string, CredentialEntry>;
   readonly certByURI: ReadonlyMap<string, CredentialEntry>;
-  /** URI bindings with `*` / `**`, tried in order after exact ones. */
+  /** URI bindings with `*` / `**`, most specific first, tried after exact ones. */
   readonly certURIPatterns: readonly UriPattern[];
 }
 
@@ -57,12 +58,10 @@ export function endOfDayMs(day: string): number {
   return Date.parse(`${day}T23:59:59.999Z`);
 }
 
-/** SPIFFE-style URI patterns: `*` one path segment, `**` any number (at least one). */
-export function compileUriPattern(pattern: string): RegExp {
-  const esc = (s: string) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  const re = pattern
-    .split('**')
-    .map((part) => part.split('*').map(esc).join('[^/]+'))
-    .join('.+');
-  return new RegExp(`^${re}$`);
+/** SPIFFE-style URI patterns: `*` one segment, `**` any number (see store/uri-pattern.ts). */
+export { compileUriPattern };
+
+/** Puts the most specific URI pattern first, so that the first match is the one that decides. */
+export function sortUriPatterns(patterns: UriPattern[]): UriPattern[] {
+  return patterns.sort((a, b) => compareUriPatterns(a.entry.binding!, b.entry.binding!));
 }

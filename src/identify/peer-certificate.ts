@@ -60,16 +60,47 @@ export function describeCertificate(der: Uint8Array): PeerIdentity {
     if (name.type === 'dns') dns.push(name.value);
     else if (name.type === 'url') uris.push(name.value);
   }
-  const cn = cert.subjectName.getField('CN')[0];
-  const subject = cert.subject;
+  // A subject with two CNs names two identities; which one a CN binding should see is a
+  // guess, so such a certificate matches no CN binding (fingerprint, SAN bindings still work).
+  const cns = cert.subjectName.getField('CN');
+  const cn = cns.length === 1 ? cns[0] : undefined;
+  const subject = rfc2253(cert.subjectName.toJSON());
   const parts = [`Hash=${fingerprint}`, `Subject=${xfccValue(subject, true)}`];
   for (const u of uris) parts.push(`URI=${xfccValue(u)}`);
   for (const d of dns) parts.push(`DNS=${xfccValue(d)}`);
   return { fingerprint, subject, cn, dns, uris, notBeforeMs: cert.notBefore.getTime(), notAfterMs: cert.notAfter.getTime(), xfcc: parts.join(';') };
 }
 
+const ATTRIBUTE_NAMES: Record<string, string> = { E: 'emailAddress' };
+
+/**
+ * The subject as Envoy puts it in XFCC: RFC 2253 (OpenSSL's XN_FLAG_RFC2253), i.e. the most
+ * specific RDN first, `,` between RDNs, `+` inside multi-valued ones, RFC 4514 escaping.
+ */
+export function rfc2253(rdns: ReadonlyArray<Record<string, string[]>>): string {
+  const escape = (v: string) =>
+    v
+      .replace(/[\\,+"<>;]/g, '\\$&')
+      // Like OpenSSL's ASN1_STRFLGS_ESC_MSB | ESC_CTRL: everything outside printable ASCII as
+      // \hh per UTF-8 byte, so the header carries only visible ASCII.
+      .replace(/[^\x20-\x7e]/gu, (ch) => [...Buffer.from(ch, 'utf8')].map((b) => '\\' + b.toString(16).padStart(2, '0')).join(''))
+      .replace(/^[ #]/, '\\$&')
+      .replace(/ $/, '\\ ');
+  return [...rdns]
+    .reverse()
+    .map((rdn) =>
+      Object.entries(rdn)
+        .flatMap(([type, values]) => values.map((v) => `${ATTRIBUTE_NAMES[type] ?? type}=${escape(v)}`))
+        .join('+'),
+    )
+    .join(',');
+}
+
 /** Envoy quotes values holding , ; = or " (and always the Subject), escaping " and \. */
-function xfccValue(v: string, alwaysQuote = false): string {
+function xfccValue(raw: string, alwaysQuote = false): string {
+  // SAN strings are IA5 (ASCII) by definition; a control character would break the header,
+  // so anything outside printable ASCII is percent-encoded.
+  const v = raw.replace(/[^\x20-\x7e]/gu, (ch) => [...Buffer.from(ch, 'utf8')].map((b) => '%' + b.toString(16).toUpperCase().padStart(2, '0')).join(''));
   if (!alwaysQuote && !/[,;="\s\\]/.test(v)) return v;
   return `"${v.replace(/["\\]/g, '\\$&')}"`;
 }

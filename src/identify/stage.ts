@@ -75,7 +75,14 @@ function identifyByCertificate(ctx: RequestContext): KeygateError | undefined {
   return admit(ctx, entry);
 }
 
-/** Most specific binding first: fingerprint, URI SAN, DNS SAN, subject CN. */
+/**
+ * The most specific binding decides: fingerprint, then an exact URI SAN, then a URI pattern
+ * (most specific pattern first, see store/uri-pattern.ts), then a DNS SAN, then the subject
+ * CN. There is no fall-through: when the deciding binding is ended or its account disabled,
+ * the request is refused even if a less specific binding would match. Ending the fingerprint
+ * binding of one leaked certificate must cut that certificate off, even while the account's
+ * CN or SPIFFE binding keeps admitting its successors.
+ */
 export function findBinding(index: CredentialIndex, peer: PeerIdentity): CredentialEntry | undefined {
   const byFp = index.certByFingerprint.get(peer.fingerprint);
   if (byFp) return byFp;
@@ -83,7 +90,7 @@ export function findBinding(index: CredentialIndex, peer: PeerIdentity): Credent
     const e = index.certByURI.get(u);
     if (e) return e;
   }
-  for (const u of peer.uris) for (const p of index.certURIPatterns) if (p.regex.test(u)) return p.entry;
+  if (peer.uris.length) for (const p of index.certURIPatterns) for (const u of peer.uris) if (p.regex.test(u)) return p.entry;
   for (const d of peer.dns) {
     const e = index.certByDNS.get(d.toLowerCase());
     if (e) return e;

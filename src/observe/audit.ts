@@ -2,7 +2,7 @@
 // buffered and written asynchronously (sonic-boom), so the request path never waits on the
 // disk; flush() is called on reload and shutdown. Fields never include a secret, a query
 // string or a header value.
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 
 export interface RequestAudit {
   requestId: string;
@@ -41,15 +41,11 @@ export interface AuditSink {
 export function createAuditSink(output: string): AuditSink {
   const fd = output === 'stdout' ? 1 : output === 'stderr' ? 2 : undefined;
   const dest = pino.destination({ ...(fd !== undefined ? { fd } : { dest: output, mkdir: true, append: true }), sync: false, minLength: 4096 });
-  const logger: Logger = pino(
-    {
-      base: undefined,
-      messageKey: 'msg',
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: () => ({}) },
-    },
-    dest,
-  );
+  // Each line is serialized here rather than through a pino logger: the audit format is a
+  // contract (SPEC §6), with `time` first and no logger fields (level, pid, msg) mixed in.
+  const write = (entry: object) => {
+    dest.write(JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
+  };
   // Lines are written in 4 KiB batches, and at least once a second.
   const flushSoon = () => {
     try {
@@ -60,16 +56,23 @@ export function createAuditSink(output: string): AuditSink {
   };
   const timer = setInterval(flushSoon, 1_000);
   timer.unref();
+  // Never rejects: a destination still opening (a shutdown right after start) keeps its
+  // buffer, which end() writes once the file is open.
+  const flushNow = () =>
+    new Promise<void>((resolve) => {
+      try {
+        dest.flush(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
   return {
-    request: (entry) => logger.info({ event: 'request', ...entry }),
-    event: (entry) => logger.info(entry),
-    flush: () =>
-      new Promise((resolve) => {
-        dest.flush((err) => resolve(void err));
-      }),
+    request: (entry) => write({ event: 'request', ...entry }),
+    event: (entry) => write(entry),
+    flush: flushNow,
     close: async () => {
       clearInterval(timer);
-      await new Promise<void>((resolve) => dest.flush(() => resolve()));
+      await flushNow();
       if (fd === undefined) dest.end();
     },
   };

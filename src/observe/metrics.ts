@@ -3,7 +3,8 @@
 // fixed reason/outcome words. Never a path, header or anything else a caller chooses.
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
 
-export type Outcome = 'allowed' | 'public' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'rate_limited' | 'misdirected' | 'no_route' | 'unavailable' | 'upstream_error';
+/** `client_closed`: the client went away before the answer was complete. */
+export type Outcome = 'allowed' | 'public' | 'client_closed' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'rate_limited' | 'misdirected' | 'no_route' | 'unavailable' | 'upstream_error';
 
 export class KeygateMetrics {
   readonly requests: Counter<'account' | 'auth' | 'outcome'>;
@@ -41,7 +42,7 @@ export class KeygateMetrics {
     this.configReloads = new Counter({ name: 'keygate_config_reloads_total', help: 'keygate.yaml reloads, by result (success, rejected).', labelNames: ['result'], registers });
     this.storeReloads = new Counter({ name: 'keygate_store_reloads_total', help: 'Credential store reloads, by result (success, rejected).', labelNames: ['result'], registers });
     this.tlsReloads = new Counter({ name: 'keygate_tls_reloads_total', help: 'Certificate, key, CA and CRL reloads, by result (success, rejected).', labelNames: ['result'], registers });
-    this.certificateExpiry = new Gauge({ name: 'keygate_certificate_expiry_timestamp_seconds', help: 'notAfter of the server certificate and of each trusted client CA, Unix seconds.', labelNames: ['kind', 'subject'], registers });
+    this.certificateExpiry = new Gauge({ name: 'keygate_certificate_expiry_timestamp_seconds', help: 'notAfter of the server certificate (kind=server) and of each trusted client CA (client_ca), and nextUpdate of each CRL (crl), Unix seconds.', labelNames: ['kind', 'subject'], registers });
     this.shadowDenials = new Counter({ name: 'keygate_shadow_denials_total', help: 'Requests that scope rules would deny, admitted because authorization.mode is shadow.', labelNames: ['account'], registers });
     this.storeErrors = new Counter({ name: 'keygate_store_errors_total', help: 'Requests that met an unreachable shared store, by backend and the failMode applied.', labelNames: ['backend', 'mode'], registers });
     this.inflight = new Gauge({ name: 'keygate_inflight_requests', help: 'Requests being handled now.', registers });

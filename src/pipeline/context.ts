@@ -7,6 +7,7 @@ import type { CompiledRoute } from '../forward/routes.js';
 import type { TakeResult } from '../ratelimit/token-bucket.js';
 import type { ScannedHeaders } from '../forward/headers.js';
 import type { Runtime } from './runtime.js';
+import type { KeygateError } from '../errors/keygate-error.js';
 
 export type HostMode = 'api-key' | 'clientauth';
 export type AuthMethod = 'api-key' | 'mtls';
@@ -41,6 +42,12 @@ export interface RequestContext {
   limit?: TakeResult;
   /** For audit: a short reason of the decision. */
   reason: string;
+  /**
+   * The error keygate answered with, its own or an upstream failure; unset when the upstream's
+   * answer was passed on. Audit and metrics classify the request by it, not by the status
+   * line, which an upstream failing mid-body has already sent as 200.
+   */
+  answered?: KeygateError;
   /** Set when the credential is close to its end (audited at most once a day). */
   warning?: string;
 }

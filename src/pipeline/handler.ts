@@ -111,6 +111,7 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
 
   function answer(ctx: RequestContext, err: KeygateError): void {
     ctx.reason = err.code;
+    ctx.answered = err;
     if (err.status === 429 && err.code === 'KG_ERR_RATE_LIMITED') metrics.rateLimited.labels(ctx.credential?.account.name ?? '').inc();
     if (err.code === 'KG_ERR_AUTH_RATE_LIMITED') metrics.rateLimited.labels('').inc();
     writeProblem(ctx.res, err, ctx.requestId);
@@ -123,6 +124,7 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
       if (r.ok || !r.error) return; // a client that left needs no answer
       metrics.upstreamErrors.labels(r.reason).inc();
       ctx.reason = `${r.error.code} (${r.reason})`;
+      ctx.answered = r.error;
       writeProblem(ctx.res, r.error, ctx.requestId);
     });
   }
@@ -156,14 +158,17 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
     answer(ctx, kgError('KG_ERR_STORE_UNAVAILABLE'));
   }
 
+  // Runs once per request, on the response's 'close' (which Node emits exactly once, whether
+  // the answer finished or the client went away), so audit and metrics never count twice.
   function complete(ctx: RequestContext): void {
     state.inflight--;
     metrics.inflight.dec();
     const res = ctx.res;
     const status = res.headersSent || res.writableFinished ? res.statusCode : 499;
     const c = ctx.credential;
-    const keygateAnswered = ctx.reason.startsWith('KG_ERR_');
-    const outcome: Outcome = keygateAnswered ? (OUTCOME_BY_STATUS[status] ?? 'upstream_error') : ctx.route?.public ? 'public' : 'allowed';
+    const err = ctx.answered;
+    const clientLeft = !err && !res.writableFinished;
+    const outcome: Outcome = err ? (OUTCOME_BY_STATUS[err.status] ?? 'upstream_error') : clientLeft ? 'client_closed' : ctx.route?.public ? 'public' : 'allowed';
     const seconds = (performance.now() - ctx.startedAt) / 1000;
     metrics.observeRequest(c?.account.name ?? '', ctx.auth ?? '', outcome, seconds);
     audit.request({
@@ -175,13 +180,18 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
       host: ctx.host,
       path: ctx.path,
       status,
-      decision: !keygateAnswered ? 'allow' : status >= 500 ? 'error' : 'deny',
-      reason: ctx.reason || (res.writableFinished ? 'forwarded' : 'client closed'),
+      decision: !err ? 'allow' : err.status >= 500 ? 'error' : 'deny',
+      reason: clientLeft ? (ctx.reason ? `${ctx.reason}; client closed` : 'client closed') : ctx.reason || 'forwarded',
       durationMs: Math.round(seconds * 1e6) / 1e3,
       clientIp: ctx.clientIp,
       ...(ctx.route ? { route: ctx.route.index } : {}),
       ...(ctx.warning ? { warning: ctx.warning } : {}),
     });
+    // Debug aid for "why was this refused": what arrived, by header *name* only. Values are
+    // never logged: they hold credentials.
+    if (deps.logger.isLevelEnabled('debug')) {
+      deps.logger.debug({ requestId: ctx.requestId, mode: ctx.mode, sni: (ctx.req.socket as TLSSocket).servername || null, headerNames: headerNames(ctx.req.rawHeaders), status, reason: ctx.reason }, 'request handled');
+    }
   }
 
   return function handle(req, res, forcedMode) {
@@ -221,6 +231,12 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
     }
     run(ctx, 0);
   };
+}
+
+function headerNames(raw: readonly string[]): string[] {
+  const names: string[] = [];
+  for (let i = 0; i < raw.length && names.length < 100; i += 2) names.push(raw[i]!.toLowerCase());
+  return names;
 }
 
 /** Until the path is normalized, audit the raw path without its query string. */

@@ -6,7 +6,7 @@ import type { ValuePath } from '../config/source.js';
 import { ScopeCatalog } from '../authorize/grants.js';
 import { compileRoute, type CompiledRoute } from '../forward/routes.js';
 import type { UpstreamPools } from '../forward/upstream.js';
-import { compileUriPattern, endOfDayMs, type AccountEntry, type CredentialEntry, type CredentialIndex, type UriPattern } from '../identify/credential-index.js';
+import { compileUriPattern, endOfDayMs, sortUriPatterns, type AccountEntry, type CredentialEntry, type CredentialIndex, type UriPattern } from '../identify/credential-index.js';
 import type { BucketPolicy } from '../ratelimit/token-bucket.js';
 import { accountScopes, checkStoreData } from '../store/check.js';
 import type { StoreData } from '../store/types.js';
@@ -112,6 +112,7 @@ export function indexCredentials(compiled: CompiledConfig, data: StoreData): { r
     else if (c.value.includes('*')) certURIPatterns.push({ regex: compileUriPattern(c.value), entry: e });
     else certByURI.set(c.value, e);
   }
+  sortUriPatterns(certURIPatterns);
   return {
     runtime: { ...compiled, credentials: { tokensByHash, byId, accounts, certByFingerprint, certByCN, certByDNS, certByURI, certURIPatterns } },
     problems: [],

@@ -42,14 +42,24 @@ export function serverNames(hosts: string[], prefix = 'clientauth.'): string[] {
   return [...names];
 }
 
-export async function writeKey(file: string, pem: string): Promise<void> {
+export async function writeKey(file: string, pem: string | Buffer): Promise<void> {
   await writeFile(file, pem, { mode: 0o600 });
   await chmod(file, 0o600);
 }
 
-export async function initDevPki(dir: string, hosts: string[], opts: { days?: number; prefix?: string } = {}): Promise<DevPkiFiles & { names: string[] }> {
-  await mkdir(dir, { recursive: true });
+export class PkiExistsError extends Error {
+  constructor(readonly files: string[]) {
+    super(`${files.join(', ')} already exist${files.length === 1 ? 's' : ''}; pass --force to replace ${files.length === 1 ? 'it' : 'them'} (certificates issued by the old CAs stop working)`);
+    this.name = 'PkiExistsError';
+  }
+}
+
+export async function initDevPki(dir: string, hosts: string[], opts: { days?: number; prefix?: string; force?: boolean } = {}): Promise<DevPkiFiles & { names: string[] }> {
   const files = devPkiFiles(dir);
+  const existing = Object.values(files).filter((f) => existsSync(f));
+  // Replacing a CA silently would orphan every certificate it issued: only on request.
+  if (existing.length && !opts.force) throw new PkiExistsError(existing);
+  await mkdir(dir, { recursive: true });
   const names = serverNames(hosts, opts.prefix);
   const ca = await createAuthority({ commonName: 'keygate development server CA', organization: 'keygate dev', days: 3650 });
   const server = await issueServerCertificate(ca.authority, { hosts: names, days: opts.days ?? 825 });

@@ -68,13 +68,15 @@ function describe(cert: x509.X509Certificate, keyPem: string): Issued {
 }
 
 const dnEscape = (v: string) => v.replace(/([,+"\\<>;=#])/g, '\\$1');
+/** Most general RDN first (O, then CN), as CAs conventionally encode it; RFC 2253 output (XFCC) then reads "CN=…,O=…". */
+const distinguishedName = (cn: string, o?: string) => `${o ? `O=${dnEscape(o)}, ` : ''}CN=${dnEscape(cn)}`;
 
 export async function createAuthority(opts: { commonName: string; organization?: string; days?: number; keyType?: KeyType; now?: Date }): Promise<Issued & { authority: Authority }> {
   const keys = await generateKeys(opts.keyType ?? 'ec');
   const signingAlgorithm = (opts.keyType ?? 'ec') === 'ec' ? EC : RSA;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
-    name: `CN=${dnEscape(opts.commonName)}${opts.organization ? `, O=${dnEscape(opts.organization)}` : ''}`,
+    name: distinguishedName(opts.commonName, opts.organization),
     ...window(opts.days ?? 3650, opts.now ?? new Date()),
     keys,
     signingAlgorithm,
@@ -86,6 +88,34 @@ export async function createAuthority(opts: { commonName: string; organization?:
   });
   const keyPem = await keyToPem(keys.privateKey);
   return { ...describe(cert, keyPem), authority: { cert, certPem: cert.toString('pem') + '\n', keys, signingAlgorithm } };
+}
+
+/**
+ * An intermediate CA signed by `parent` (path length 0: it signs leaves only). Company PKIs
+ * usually issue client certificates from one; keygate trusts the root and the client sends
+ * the intermediate in its chain.
+ */
+export async function issueIntermediateAuthority(parent: Authority, opts: { commonName: string; organization?: string; days?: number; keyType?: KeyType; now?: Date }): Promise<Issued & { authority: Authority }> {
+  const keyType = opts.keyType ?? 'ec';
+  const keys = await generateKeys(keyType);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialNumber(),
+    subject: distinguishedName(opts.commonName, opts.organization),
+    issuer: parent.cert.subject,
+    ...window(opts.days ?? 1825, opts.now ?? new Date()),
+    publicKey: keys.publicKey,
+    signingKey: parent.keys.privateKey,
+    signingAlgorithm: parent.signingAlgorithm,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(parent.keys.publicKey),
+    ],
+  });
+  const keyPem = await keyToPem(keys.privateKey);
+  const certPem = cert.toString('pem') + '\n';
+  return { ...describe(cert, keyPem), authority: { cert, certPem, keys, signingAlgorithm: keyType === 'ec' ? EC : RSA } };
 }
 
 /** Loads a CA certificate and its PKCS#8 (or PKCS#1 / SEC1) private key from PEM. */
@@ -140,7 +170,7 @@ export function issueServerCertificate(ca: Authority, opts: { hosts: string[]; d
 
 export function issueClientCertificate(ca: Authority, opts: { commonName: string; organization?: string; days?: number; keyType?: KeyType; dns?: string[]; uris?: string[]; now?: Date }): Promise<Issued> {
   return issue(ca, {
-    subject: `CN=${dnEscape(opts.commonName)}${opts.organization ? `, O=${dnEscape(opts.organization)}` : ''}`,
+    subject: distinguishedName(opts.commonName, opts.organization),
     days: opts.days ?? 90,
     keyType: opts.keyType ?? 'ec',
     usage: 'client',
@@ -148,4 +178,21 @@ export function issueClientCertificate(ca: Authority, opts: { commonName: string
     uris: opts.uris ?? [],
     ...(opts.now ? { now: opts.now } : {}),
   });
+}
+
+/**
+ * A CRL signed by `ca`, PEM labelled `X509 CRL` as OpenSSL reads it (@peculiar/x509 writes
+ * `CRL`, which OpenSSL refuses). `nextUpdate` defaults to 7 days after `thisUpdate`.
+ */
+export async function issueCrl(ca: Authority, opts: { revoked?: Array<{ serial: string; at?: Date }>; thisUpdate?: Date; nextUpdate?: Date } = {}): Promise<string> {
+  const thisUpdate = opts.thisUpdate ?? new Date(Date.now() - 60_000);
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: ca.cert.subject,
+    thisUpdate,
+    nextUpdate: opts.nextUpdate ?? new Date(thisUpdate.getTime() + 7 * DAY_MS),
+    entries: (opts.revoked ?? []).map((r) => ({ serialNumber: r.serial, revocationDate: r.at ?? thisUpdate, reason: x509.X509CrlReason.keyCompromise })),
+    signingKey: ca.keys.privateKey,
+    signingAlgorithm: ca.signingAlgorithm,
+  });
+  return crl.toString('pem').replace(/-----(BEGIN|END) CRL-----/g, '-----$1 X509 CRL-----') + '\n';
 }

@@ -2,6 +2,7 @@
 // the CLI (`keygate cert …`) and the admin API.
 import { accountScopes } from './check.js';
 import { newId } from './token-format.js';
+import { uriPatternProblem } from './uri-pattern.js';
 import { findAccount, OperationError, type OpContext } from './operations.js';
 import type { CertBindingRecord, CertMatch, StoreData } from './types.js';
 
@@ -30,10 +31,26 @@ function checkValue(match: CertMatch, value: string): string {
   const v = value.trim();
   if (!v || v.length > 1024 || /[\u0000-\u001f\u007f]/.test(v)) throw new OperationError('invalid', `invalid ${match} value`);
   if (match === 'fingerprint') return normalizeFingerprint(v);
-  if (match === 'uri' && !/^[a-z][a-z0-9+.-]*:/i.test(v)) throw new OperationError('invalid', `"${v}" is not a URI (e.g. spiffe://trust.domain/ns/prod/sa/deployer)`);
-  if (match === 'uri' && /\*\*\*/.test(v)) throw new OperationError('invalid', 'URI patterns use * (one segment) and ** (any segments)');
-  if (match === 'dns') return v.toLowerCase();
+  if (match === 'uri') {
+    const problem = uriPatternProblem(v);
+    if (problem) throw new OperationError('invalid', problem);
+  }
+  if (match === 'dns') {
+    // DNS names compare case-insensitively (RFC 4343); a binding is stored in lower case and
+    // matched exactly — no wildcard: a certificate's own `*.example.com` SAN is matched as
+    // that literal string.
+    if (!/^(?:\*\.)?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/i.test(v)) throw new OperationError('invalid', `"${v}" is not a DNS name`);
+    return v.toLowerCase();
+  }
   return v;
+}
+
+/** The store keeps instants as ISO-8601 UTC strings; anything else would make the file invalid. */
+function isoOrNull(what: string, v: string | null | undefined): string | null {
+  if (v === null || v === undefined) return null;
+  const ms = Date.parse(v);
+  if (!Number.isFinite(ms)) throw new OperationError('invalid', `invalid ${what} "${v}"`);
+  return new Date(ms).toISOString();
 }
 
 export function bindCertificate(data: StoreData, input: BindingInput, ctx: OpContext): CertBindingRecord {
@@ -47,26 +64,37 @@ export function bindCertificate(data: StoreData, input: BindingInput, ctx: OpCon
     if (outside.length) throw new OperationError('invalid', `a binding's scopes must be a subset of its account's: account "${account.name}" does not have ${outside.join(', ')}`);
   }
   if (input.policy && !(input.policy in ctx.config.policies)) throw new OperationError('invalid', `unknown policy "${input.policy}"`);
+  const nickname = input.nickname ?? '';
+  if (nickname.length > 128 || /[\u0000-\u001f\u007f]/.test(nickname)) throw new OperationError('invalid', 'a nickname has at most 128 characters and no control characters');
+  const endDate = isoOrNull('end date', input.endDate);
   const record: CertBindingRecord = {
     id: input.match === 'fingerprint' ? `sha256:${value}` : newId('crt'),
     account: account.name,
     match: input.match,
     value,
-    nickname: (input.nickname ?? '').slice(0, 128),
-    endDate: input.endDate ?? null,
+    nickname,
+    endDate,
     scopes: input.scopes && input.scopes.length ? input.scopes : null,
     policy: input.policy ?? null,
     createdAt: ctx.now.toISOString(),
     serial: input.serial ?? null,
-    notAfter: input.notAfter ?? null,
+    notAfter: isoOrNull('notAfter', input.notAfter),
   };
   data.certificates.push(record);
   return record;
 }
 
+/** Finds a binding by id; a fingerprint id may be written as `openssl x509 -fingerprint` prints it. */
+export function findCertBinding(data: StoreData, id: string): CertBindingRecord {
+  let key = id.trim();
+  if (/^sha256:/i.test(key) && FINGERPRINT.test(key)) key = `sha256:${normalizeFingerprint(key)}`;
+  const c = data.certificates.find((x) => x.id === key);
+  if (!c) throw new OperationError('not_found', `no certificate binding with id "${id}" (keygate cert list shows them)`);
+  return c;
+}
+
 export function unbindCertificate(data: StoreData, id: string): CertBindingRecord {
-  const c = data.certificates.find((x) => x.id === id);
-  if (!c) throw new OperationError('not_found', `no certificate binding with id "${id}"`);
+  const c = findCertBinding(data, id);
   data.certificates = data.certificates.filter((x) => x !== c);
   return c;
 }

@@ -6,6 +6,7 @@ import type { KeygateConfig } from '../config/schema.js';
 import type { ValuePath } from '../config/source.js';
 import { BUILTIN_SCOPES } from '../authorize/builtin.js';
 import type { StoreData } from './types.js';
+import { uriPatternProblem } from './uri-pattern.js';
 
 export interface DataProblem {
   path: ValuePath;
@@ -64,6 +65,8 @@ export function checkStoreData(data: StoreData, config: Pick<KeygateConfig, 'rol
     if (bindings.has(key)) problems.push({ path: ['certificates', i, 'value'], message: `${c.id}: the ${c.match} "${c.value}" is bound twice` });
     bindings.add(key);
     if (c.match === 'fingerprint' && !/^[0-9a-f]{64}$/.test(c.value)) problems.push({ path: ['certificates', i, 'value'], message: `${c.id}: a fingerprint is 64 lowercase hex characters` });
+    const uriProblem = c.match === 'uri' && c.value.includes('*') ? uriPatternProblem(c.value) : undefined;
+    if (uriProblem) problems.push({ path: ['certificates', i, 'value'], message: `${c.id}: ${uriProblem}` });
   });
   return problems;
 }

@@ -109,7 +109,9 @@ export function watchFile(file: string, onChange: () => void, debounceMs = 30): 
   let watcher: FSWatcher | undefined;
   try {
     watcher = fsWatch(dirname(file), { persistent: false }, (_event, changed) => {
-      if (changed !== null && changed !== name) return;
+      // Kubernetes mounts Secrets and ConfigMaps as symlinks into `..data`, and updates them by
+      // swapping that one symlink: the file's own name never shows up in an event.
+      if (changed !== null && changed !== name && changed !== '..data') return;
       clearTimeout(timer);
       timer = setTimeout(onChange, debounceMs);
     });

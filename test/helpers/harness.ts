@@ -242,6 +242,9 @@ export interface RequestOptions {
   ca?: string;
   cert?: string;
   key?: string;
+  /** A PKCS#12 client bundle and its password, instead of cert and key. */
+  pfx?: Buffer;
+  passphrase?: string;
   agent?: https.Agent | false;
   timeoutMs?: number;
 }
@@ -267,6 +270,8 @@ export function request(opts: RequestOptions): Promise<Response> {
         ca: opts.ca,
         cert: opts.cert,
         key: opts.key,
+        pfx: opts.pfx,
+        passphrase: opts.passphrase,
         agent: opts.agent ?? false,
         timeout: opts.timeoutMs ?? 10_000,
       },

@@ -1,8 +1,5 @@
 // Certificates minted in the test, with chosen names and dates. Short validity by default.
-import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
-import { createAuthority, issueClientCertificate, issueServerCertificate, type Authority, type Issued, type KeyType } from '../../src/pki/pki.js';
+import { createAuthority, issueClientCertificate, issueCrl, issueIntermediateAuthority, issueServerCertificate, type Authority, type Issued, type KeyType } from '../../src/pki/pki.js';
 
 export type { Authority, Issued };
 
@@ -35,16 +32,17 @@ export function mintExpiredClient(ca: Authority, opts: ClientOptions = {}): Prom
   return mintClient(ca, { ...opts, now: new Date(Date.now() - 3 * DAY), days: 2 });
 }
 
-/** A CRL signed by `ca` revoking these serials (hex). */
-export async function mintCrl(ca: Authority, revokedSerials: string[]): Promise<string> {
-  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-  const crl = await x509.X509CrlGenerator.create({
-    issuer: ca.cert.subject,
-    thisUpdate: new Date(Date.now() - 60_000),
-    nextUpdate: new Date(Date.now() + DAY),
-    entries: revokedSerials.map((serialNumber) => ({ serialNumber, revocationDate: new Date(Date.now() - 60_000), reason: x509.X509CrlReason.keyCompromise })),
-    signingKey: ca.keys.privateKey,
-    signingAlgorithm: ca.signingAlgorithm,
-  });
-  return crl.toString('pem') + '\n';
+/** A CRL signed by `ca` revoking these serials (hex), valid from a minute ago for a day. */
+export function mintCrl(ca: Authority, revokedSerials: string[]): Promise<string> {
+  return issueCrl(ca, { revoked: revokedSerials.map((serial) => ({ serial })), nextUpdate: new Date(Date.now() + DAY) });
+}
+
+/** A CRL whose nextUpdate has passed (OpenSSL then refuses every certificate it covers). */
+export function mintStaleCrl(ca: Authority): Promise<string> {
+  return issueCrl(ca, { thisUpdate: new Date(Date.now() - 2 * DAY), nextUpdate: new Date(Date.now() - DAY) });
+}
+
+/** An intermediate CA under `parent` (short validity), for chains the client must send. */
+export function mintIntermediate(parent: Authority, commonName = 'test intermediate CA', opts: { keyType?: KeyType; days?: number } = {}): Promise<Issued & { authority: Authority }> {
+  return issueIntermediateAuthority(parent, { commonName, days: opts.days ?? 2, keyType: opts.keyType ?? 'ec' });
 }

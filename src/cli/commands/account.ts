@@ -1,40 +1,24 @@
 // keygate account create | list | show | update | disable | enable | delete
-import { findAccount, createAccount, deleteAccount, tokenStatus, bindingStatus, updateAccount, type AccountPatch } from '../../store/operations.js';
-import type { AccountRecord, StoreData } from '../../store/types.js';
+import { ACCOUNT_COLUMNS, accountDetail, accountEndMs, accountView, createAccount, deleteAccount, findAccount, updateAccount, type AccountPatch } from '../../store/operations.js';
+import type { AccountRecord } from '../../store/types.js';
 import type { Register } from '../program.js';
-import { CliError, collect, mutate, openManagement, parseFormat, render, withConfigOption, type Io } from '../support.js';
+import { CliError, collect, mutate, openManagement, parseFormat, render, renderFields, withConfigOption, type Io } from '../support.js';
 
 const nameOf = (positional: string | undefined, opts: { name?: string }): string => {
   const name = positional ?? opts.name;
   if (!name) throw new CliError('name the account (keygate account <command> NAME)', 2);
+  if (positional !== undefined && opts.name !== undefined && positional !== opts.name) throw new CliError(`two different account names given: "${positional}" and --name "${opts.name}"`, 2);
   return name;
 };
 
 /** "none" clears an optional value. */
 const orNull = (v: string | undefined): string | null | undefined => (v === undefined ? undefined : v === 'none' ? null : v);
 
-export function accountSummary(a: AccountRecord, data: StoreData, nowMs: number) {
-  const tokens = data.tokens.filter((t) => t.account === a.name);
-  const certs = data.certificates.filter((c) => c.account === a.name);
-  return {
-    name: a.name,
-    description: a.description,
-    owner: a.owner,
-    endDate: a.endDate,
-    roles: a.roles,
-    scopes: a.scopes,
-    policy: a.policy,
-    disabled: a.disabled,
-    status: a.disabled ? 'disabled' : a.endDate && Date.parse(`${a.endDate}T23:59:59.999Z`) <= nowMs ? 'ended' : 'active',
-    activeTokens: tokens.filter((t) => tokenStatus(t, nowMs) === 'active').length,
-    certificates: certs.filter((c) => bindingStatus(c, nowMs) === 'active').length,
-    createdAt: a.createdAt,
-    updatedAt: a.updatedAt,
-  };
-}
-
 function printAccount(io: Io, a: AccountRecord): void {
   io.out(`${JSON.stringify(a, null, 2)}\n`);
+  // Allowed on purpose (ending an account now is a legitimate change), but rarely meant.
+  const end = accountEndMs(a);
+  if (end !== null && end <= Date.now()) io.err(`keygate: note: end date ${a.endDate} has passed; every credential of "${a.name}" is refused\n`);
 }
 
 export const registerAccount: Register = (program, io, env) => {
@@ -44,8 +28,8 @@ export const registerAccount: Register = (program, io, env) => {
     .description('create a service account')
     .requiredOption('--name <name>', 'unique name: letters, digits, spaces, - and _')
     .option('--description <text>', 'what the account is for')
-    .option('--owner <email>', 'who answers for it')
-    .option('--end-date <YYYY-MM-DD>', 'last day it works (ends 23:59:59 UTC)')
+    .option('--owner <email>', 'who answers for it (e-mail address)')
+    .option('--end-date <YYYY-MM-DD>', 'last day it works (it ends at 23:59:59 UTC that day)')
     .option('--role <role...>', 'roles (repeat or comma-separate)', collect)
     .option('--scope <scope...>', 'scopes (repeat or comma-separate)', collect)
     .option('--policy <name>', 'rate-limit policy')
@@ -54,7 +38,7 @@ export const registerAccount: Register = (program, io, env) => {
       const a = await mutate(m, (data) =>
         createAccount(data, { name: opts.name, description: opts.description, owner: opts.owner, endDate: opts.endDate ?? null, roles: opts.role, scopes: opts.scope, policy: opts.policy ?? null }, m.op()),
       );
-      m.audit({ event: 'account.created', target: a.name, roles: a.roles, scopes: a.scopes, policy: a.policy, endDate: a.endDate });
+      m.audit({ event: 'account.created', target: a.name, owner: a.owner, roles: a.roles, scopes: a.scopes, policy: a.policy, endDate: a.endDate });
       printAccount(io, a);
     });
 
@@ -66,8 +50,7 @@ export const registerAccount: Register = (program, io, env) => {
       const m = openManagement(opts.config, io, env);
       const data = await m.store.read();
       const now = Date.now();
-      const rows = data.accounts.map((a) => accountSummary(a, data, now));
-      io.out(render(format, rows, ['name', 'status', 'owner', 'roles', 'scopes', 'policy', 'endDate', 'activeTokens', 'certificates', 'description']));
+      io.out(render(format, data.accounts.map((a) => accountView(a, data, now)), ACCOUNT_COLUMNS));
     });
 
   withConfigOption(account.command('show'))
@@ -78,28 +61,25 @@ export const registerAccount: Register = (program, io, env) => {
     .action(async (positional: string | undefined, opts: { config: string; name?: string; json?: boolean }) => {
       const name = nameOf(positional, opts);
       const m = openManagement(opts.config, io, env);
-      const data = await m.store.read();
-      const usage = await m.store.readUsage();
-      const now = Date.now();
+      const [data, used] = await Promise.all([m.store.read(), m.store.readUsage()]);
       let a: AccountRecord;
       try {
         a = findAccount(data, name);
       } catch (err) {
         throw new CliError((err as Error).message);
       }
-      const tokens = data.tokens
-        .filter((t) => t.account === name)
-        .map((t) => ({ id: t.id, label: t.label, status: tokenStatus(t, now), scopes: t.scopes ?? '(account)', expiresAt: t.expiresAt, lastUsedAt: usage[t.id] ? new Date(usage[t.id]!).toISOString() : null, rotatedFrom: t.rotatedFrom, rotatedTo: t.rotatedTo }));
-      const certificates = data.certificates
-        .filter((c) => c.account === name)
-        .map((c) => ({ id: c.id, nickname: c.nickname, match: c.match, value: c.value, status: bindingStatus(c, now), endDate: c.endDate, notAfter: c.notAfter, lastUsedAt: usage[c.id] ? new Date(usage[c.id]!).toISOString() : null }));
-      const summary = accountSummary(a, data, now);
+      const detail = accountDetail(a, data, used, m.config, Date.now());
       if (opts.json) {
-        io.out(JSON.stringify({ ...summary, tokens, certificates }, null, 2) + '\n');
+        io.out(JSON.stringify(detail, null, 2) + '\n');
         return;
       }
-      const lines = Object.entries(summary).map(([k, v]) => `${k.padEnd(13)} ${Array.isArray(v) ? v.join(', ') || '-' : v === null || v === '' ? '-' : String(v)}`);
-      io.out(`${lines.join('\n')}\n\ntokens:\n${render('table', tokens, ['id', 'label', 'status', 'scopes', 'expiresAt', 'lastUsedAt', 'rotatedFrom', 'rotatedTo'])}\ncertificate bindings:\n${render('table', certificates, ['id', 'nickname', 'match', 'value', 'status', 'endDate', 'notAfter', 'lastUsedAt'])}`);
+      const { tokens, bindings, ...summary } = detail;
+      io.out(
+        `${renderFields(summary)}\ntokens:\n` +
+          render('table', tokens, ['id', 'label', 'status', 'scopes', 'expiresAt', 'lastUsedAt', 'revokedAt', 'rotatedFrom', 'rotatedTo']) +
+          `\ncertificate bindings:\n` +
+          render('table', bindings, ['id', 'nickname', 'match', 'value', 'status', 'endDate', 'notAfter', 'lastUsedAt']),
+      );
     });
 
   withConfigOption(account.command('update'))
@@ -116,9 +96,11 @@ export const registerAccount: Register = (program, io, env) => {
       const name = nameOf(positional, opts);
       const list = (v: string[] | undefined) => (v === undefined ? undefined : v.filter((x) => x !== 'none'));
       const patch: AccountPatch = { description: opts.description, owner: opts.owner, endDate: orNull(opts.endDate), roles: list(opts.role), scopes: list(opts.scope), policy: orNull(opts.policy) };
+      const changes = Object.keys(patch).filter((k) => patch[k as keyof AccountPatch] !== undefined);
+      if (changes.length === 0) throw new CliError('nothing to change: give at least one of --description, --owner, --end-date, --role, --scope, --policy', 2);
       const m = openManagement(opts.config, io, env);
       const a = await mutate(m, (data) => updateAccount(data, name, patch, m.op()));
-      m.audit({ event: 'account.updated', target: a.name, changes: Object.keys(patch).filter((k) => patch[k as keyof AccountPatch] !== undefined) });
+      m.audit({ event: 'account.updated', target: a.name, changes });
       printAccount(io, a);
     });
 
@@ -149,4 +131,3 @@ export const registerAccount: Register = (program, io, env) => {
       io.err(`account "${name}" deleted with ${r.tokens.length} token(s) and ${r.certificates.length} certificate binding(s)\n`);
     });
 };
-

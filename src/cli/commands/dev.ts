@@ -12,6 +12,7 @@ import type { KeygateConfig } from '../../config/schema.js';
 import { SourceError } from '../../config/source.js';
 import { startEchoUpstream, type EchoServer } from '../../dev/echo-upstream.js';
 import { startKeygate } from '../../instance.js';
+import { pemCertificates } from '../../listener/tls-material.js';
 import { issueAccountCertificate } from '../../pki/account-certificate.js';
 import { initDevPki } from '../../pki/dev-pki.js';
 import { createAccount, createToken, deleteToken } from '../../store/operations.js';
@@ -28,7 +29,7 @@ async function ensurePki(config: KeygateConfig, io: Io): Promise<void> {
   if (needed.every((f) => existsSync(f))) return;
   const dir = dirname(tls.cert);
   io.err(`keygate dev: creating the development PKI in ${relative(process.cwd(), dir) || '.'}/ (CA, server certificate for localhost and clientauth.localhost, client CA)\n`);
-  await initDevPki(dir, ['localhost'], { prefix: clientAuth.hostPrefix });
+  await initDevPki(dir, ['localhost'], { prefix: clientAuth.hostPrefix, force: true });
   const missing = needed.filter((f) => !existsSync(f));
   if (missing.length) throw new CliError(`the config names TLS files the dev PKI does not create: ${missing.join(', ')}`);
 }
@@ -52,12 +53,16 @@ async function ensureDemoCredentials(config: KeygateConfig, store: FileStore, ce
     const x = new X509Certificate(readFileSync(certFile));
     const fp = createHash('sha256').update(x.raw).digest('hex');
     const data = await store.read();
-    if (Date.parse(x.validTo) > Date.now() && data.certificates.some((c) => c.value === fp && c.account === DEMO_ACCOUNT)) return { secret, certFile, keyFile };
+    // Reuse it only while it would still work: current, bound, and issued by today's client CA
+    // (a `certs init --force` replaces the CA and orphans the old demo certificate).
+    const issuers = ca.ca.flatMap((f) => pemCertificates(readFileSync(f, 'utf8')));
+    const trusted = issuers.some((c) => x.checkIssued(c) && x.verify(c.publicKey));
+    if (trusted && Date.parse(x.validTo) > Date.now() && data.certificates.some((c) => c.value === fp && c.account === DEMO_ACCOUNT)) return { secret, certFile, keyFile };
     await store.update((d) => {
       d.certificates = d.certificates.filter((c) => !(c.account === DEMO_ACCOUNT && c.nickname === DEMO_LABEL));
     });
   }
-  const issued = await issueAccountCertificate(config, store, { account: DEMO_ACCOUNT, outDir: certDir, days: 30, nickname: DEMO_LABEL });
+  const issued = await issueAccountCertificate(config, store, { account: DEMO_ACCOUNT, outDir: certDir, days: 30, nickname: DEMO_LABEL, force: true });
   return { secret, certFile: issued.certFile, keyFile: issued.keyFile };
 }
 

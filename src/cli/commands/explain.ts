@@ -1,6 +1,45 @@
-// keygate explain — placeholder until the lifecycle issue lands.
+// keygate explain -c FILE --account NAME [--token ID] [--json] METHOD PATH
+// Which rule allows or denies a request, and which rate policy applies — worked out from
+// keygate.yaml and the credential store alone, the way `keygate check` builds them: no
+// socket is opened and no TLS file is read, so it runs anywhere the two files are.
+// Exit 0 when the request would be allowed, 1 when denied, 2 on usage errors.
+import { explainRequest, ExplainInputError, formatExplanation } from '../../admin/explain.js';
+import { compileLoaded, createStore, indexStore } from '../../build.js';
+import { loadConfig } from '../../config/load.js';
+import { SourceError } from '../../config/source.js';
+import { UpstreamPools } from '../../forward/upstream.js';
 import type { Register } from '../program.js';
+import { CliError, withConfigOption } from '../support.js';
 
-export const registerExplain: Register = (program) => {
-  program.command('explain').description('which rule allows or denies a request, and which rate policy applies');
+export const registerExplain: Register = (program, io, env) => {
+  withConfigOption(program.command('explain'))
+    .description('which rule allows or denies a request, and which rate policy applies (exit 0 allowed, 1 denied, 2 usage)')
+    .argument('<method>', 'HTTP method, e.g. GET')
+    .argument('<path>', 'request path, e.g. /api/v1/items/42')
+    .requiredOption('--account <name>', 'the service account making the request')
+    .option('--token <id>', "one of the account's tokens (its own scopes, policy and state)")
+    .option('--json', 'JSON output')
+    .action(async (method: string, path: string, opts: { config: string; account: string; token?: string; json?: boolean }) => {
+      const { loaded, problems } = loadConfig(opts.config, env);
+      if (!loaded) throw new SourceError(problems);
+      // Pools are created lazily and never connect here; they are closed all the same.
+      const pools = new UpstreamPools();
+      try {
+        const { compiled, problems: compileProblems } = compileLoaded(loaded, pools);
+        if (!compiled) throw new SourceError(compileProblems);
+        const { runtime, problems: storeProblems } = await indexStore(compiled, createStore(loaded.config));
+        if (!runtime) throw new SourceError(storeProblems);
+        let e;
+        try {
+          e = explainRequest(runtime, { account: opts.account, token: opts.token, method, path }, Date.now());
+        } catch (err) {
+          if (err instanceof ExplainInputError) throw new CliError(err.message, 2);
+          throw err;
+        }
+        io.out(opts.json ? JSON.stringify(e, null, 2) + '\n' : formatExplanation(e));
+        if (e.refusal) throw new CliError(`denied: ${e.refusal.status} ${e.refusal.code}`, 1);
+      } finally {
+        await pools.closeAll(true);
+      }
+    });
 };

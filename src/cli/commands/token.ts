@@ -1,50 +1,46 @@
-// keygate token create | list | revoke | restore | rotate | delete
+// keygate token create | list | show | revoke | restore | rotate | delete
 import { parseDuration } from '../../config/units.js';
-import { createToken, deleteToken, parseExpiry, restoreToken, revokeToken, rotateToken, tokenStatus } from '../../store/operations.js';
-import { OperationError } from '../../store/operations.js';
-import type { TokenRecord, UsageMap } from '../../store/types.js';
+import {
+  createToken,
+  deleteToken,
+  findToken,
+  listTokens,
+  OperationError,
+  parseExpiry,
+  parseTokenFilter,
+  restoreToken,
+  revokeToken,
+  rotateToken,
+  TOKEN_COLUMNS,
+  tokenView,
+  type TokenFilter,
+} from '../../store/operations.js';
+import type { StoreData, TokenRecord } from '../../store/types.js';
 import type { Register } from '../program.js';
-import { CliError, collect, mutate, openManagement, parseFormat, render, withConfigOption, type Io } from '../support.js';
+import { CliError, collect, mutate, openManagement, parseFormat, render, renderFields, withConfigOption, type Io, type Management } from '../support.js';
 
-const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
-
-/** The inventory view of a token: everything but the secret, which keygate never had. */
-export function tokenRow(t: TokenRecord, usage: UsageMap, nowMs: number) {
-  return {
-    id: t.id,
-    account: t.account,
-    label: t.label,
-    status: tokenStatus(t, nowMs),
-    scopes: t.scopes ?? [],
-    ownScopes: t.scopes !== null,
-    policy: t.policy,
-    createdAt: t.createdAt,
-    expiresAt: t.expiresAt,
-    lastUsedAt: iso(usage[t.id]),
-    revokedAt: t.revokedAt,
-    revokeReason: t.revokeReason,
-    rotatedFrom: t.rotatedFrom,
-    rotatedTo: t.rotatedTo,
-  };
+/** A flag the user typed wrong is a usage error (exit 2), not a failed operation. */
+function usage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof OperationError) throw new CliError(err.message, 2);
+    throw err;
+  }
 }
-
-export const TOKEN_COLUMNS = ['id', 'account', 'label', 'status', 'scopes', 'policy', 'createdAt', 'expiresAt', 'lastUsedAt', 'revokedAt', 'revokeReason', 'rotatedFrom', 'rotatedTo'];
 
 function expiryOption(text: string | undefined, now: Date): string | null {
   if (text === undefined || text === 'never') return null;
-  try {
-    return parseExpiry(text, now);
-  } catch (err) {
-    throw new CliError((err as OperationError).message, 2);
-  }
+  return usage(() => parseExpiry(text, now));
 }
 
-function printSecret(io: Io, json: boolean | undefined, record: TokenRecord, secret: string, extra: Record<string, unknown> = {}): void {
-  if (json) {
-    io.out(JSON.stringify({ token: secret, ...tokenRow(record, {}, Date.now()), ...extra }, null, 2) + '\n');
-  } else {
-    io.out(`${secret}\n`);
-  }
+/**
+ * The secret goes to stdout alone (or inside the --json object) and nowhere else: not to
+ * stderr, not to the audit line. The rest of the record is safe to show.
+ */
+function printSecret(io: Io, m: Management, json: boolean | undefined, data: StoreData, record: TokenRecord, secret: string, extra: Record<string, unknown> = {}): void {
+  if (json) io.out(JSON.stringify({ token: secret, ...tokenView(record, data, {}, m.config, Date.now()), ...extra }, null, 2) + '\n');
+  else io.out(`${secret}\n`);
 }
 
 export const registerToken: Register = (program, io, env) => {
@@ -55,42 +51,49 @@ export const registerToken: Register = (program, io, env) => {
     .requiredOption('--account <name>', 'the service account it proves')
     .option('--label <text>', 'what or where it is used')
     .option('--scope <scope...>', "own scopes, a subset of the account's (repeat or comma-separate); default: the account's", collect)
-    .option('--expires <when>', 'a duration (30d, 12h) or a date (2027-01-31); default: never')
+    .option('--expires <when>', 'a duration (30d, 12h) or a date (2027-01-31, ends 23:59:59 UTC); default: never')
     .option('--policy <name>', 'rate-limit policy; default: the account\'s, else "default"')
     .option('--json', 'print a JSON object holding the secret and the token record')
     .action(async (opts: { config: string; account: string; label?: string; scope?: string[]; expires?: string; policy?: string; json?: boolean }) => {
       const m = openManagement(opts.config, io, env);
-      const now = new Date();
-      const expiresAt = expiryOption(opts.expires, now);
-      const { record, secret } = await mutate(m, (data) => createToken(data, { account: opts.account, label: opts.label, scopes: opts.scope ?? null, expiresAt, policy: opts.policy ?? null }, m.op()));
-      m.audit({ event: 'token.created', target: record.id, account: record.account, label: record.label, scopes: record.scopes, expiresAt: record.expiresAt });
-      printSecret(io, opts.json, record, secret);
+      const expiresAt = expiryOption(opts.expires, new Date());
+      const r = await mutate(m, (data) => ({ data, ...createToken(data, { account: opts.account, label: opts.label, scopes: opts.scope ?? null, expiresAt, policy: opts.policy ?? null }, m.op()) }));
+      const { record } = r;
+      m.audit({ event: 'token.created', target: record.id, account: record.account, label: record.label, scopes: record.scopes, policy: record.policy, expiresAt: record.expiresAt });
+      printSecret(io, m, opts.json, r.data, record, r.secret);
       if (!opts.json) io.err(`token ${record.id} created for account "${record.account}"${record.expiresAt ? `, expires ${record.expiresAt}` : ''}. Store the secret now: it is not shown again.\n`);
     });
 
   withConfigOption(token.command('list'))
-    .description('token inventory (never secrets)')
+    .description('token inventory: id, account, label, scopes, created, expires, last used, revoked at and reason (never secrets)')
     .option('--account <name>', 'only this account')
     .option('--status <status>', 'active, revoked or expired')
-    .option('--expiring <within>', 'only active tokens that expire within this time (e.g. 14d)')
+    .option('--expiring <within>', 'only active tokens that stop working (own expiry or account end date) within this time, e.g. 14d')
     .option('--format <format>', 'table, json or csv', 'table')
     .action(async (opts: { config: string; account?: string; status?: string; expiring?: string; format: string }) => {
       const format = parseFormat(opts.format);
-      if (opts.status && !['active', 'revoked', 'expired'].includes(opts.status)) throw new CliError(`unknown status "${opts.status}": use active, revoked or expired`, 2);
-      let within: number | undefined;
-      if (opts.expiring !== undefined) {
-        within = parseDuration(opts.expiring);
-        if (within === undefined) throw new CliError(`invalid --expiring "${opts.expiring}": use a duration such as 14d`, 2);
-      }
+      const filter: TokenFilter = usage(() => parseTokenFilter(opts));
       const m = openManagement(opts.config, io, env);
-      const [data, usage] = await Promise.all([m.store.read(), m.store.readUsage()]);
-      const now = Date.now();
-      const rows = data.tokens
-        .filter((t) => opts.account === undefined || t.account === opts.account)
-        .map((t) => tokenRow(t, usage, now))
-        .filter((r) => opts.status === undefined || r.status === opts.status)
-        .filter((r) => within === undefined || (r.status === 'active' && r.expiresAt !== null && Date.parse(r.expiresAt) - now <= within));
-      io.out(render(format, rows, TOKEN_COLUMNS));
+      const [data, used] = await Promise.all([m.store.read(), m.store.readUsage()]);
+      if (opts.account !== undefined && !data.accounts.some((a) => a.name === opts.account)) throw new CliError(`no account named "${opts.account}"`);
+      io.out(render(format, listTokens(data, used, filter, m.config, Date.now()), TOKEN_COLUMNS));
+    });
+
+  withConfigOption(token.command('show'))
+    .description('one token of the inventory (never its secret)')
+    .argument('<id>')
+    .option('--json', 'JSON output')
+    .action(async (id: string, opts: { config: string; json?: boolean }) => {
+      const m = openManagement(opts.config, io, env);
+      const [data, used] = await Promise.all([m.store.read(), m.store.readUsage()]);
+      let t: TokenRecord;
+      try {
+        t = findToken(data, id);
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      const view = tokenView(t, data, used, m.config, Date.now());
+      io.out(opts.json ? JSON.stringify(view, null, 2) + '\n' : renderFields(view));
     });
 
   withConfigOption(token.command('revoke'))
@@ -115,19 +118,19 @@ export const registerToken: Register = (program, io, env) => {
     });
 
   withConfigOption(token.command('rotate'))
-    .description('create a successor (same account, label, scopes, policy) and let this one expire after the overlap; prints the new secret')
+    .description('create a successor (same account, label, scopes, policy) and let this one expire when the overlap ends; prints the new secret')
     .argument('<id>')
     .option('--overlap <duration>', 'how long the old token keeps working', '24h')
-    .option('--expires <when>', "the new token's expiry; default: the old token's lifetime from now")
+    .option('--expires <when>', "the new token's expiry; default: the old token's lifetime, from now")
     .option('--json', 'print a JSON object holding the new secret and record')
     .action(async (id: string, opts: { config: string; overlap: string; expires?: string; json?: boolean }) => {
       const overlapMs = parseDuration(opts.overlap);
       if (overlapMs === undefined) throw new CliError(`invalid --overlap "${opts.overlap}": use a duration such as 24h`, 2);
       const m = openManagement(opts.config, io, env);
       const expiresAt = opts.expires === undefined ? undefined : expiryOption(opts.expires, new Date());
-      const r = await mutate(m, (data) => rotateToken(data, id, overlapMs, m.op(), expiresAt));
-      m.audit({ event: 'token.rotated', target: r.old.id, account: r.old.account, successor: r.record.id, oldExpiresAt: r.old.expiresAt });
-      printSecret(io, opts.json, r.record, r.secret, { replaces: r.old.id, replacedExpiresAt: r.old.expiresAt });
+      const r = await mutate(m, (data) => ({ data, ...rotateToken(data, id, overlapMs, m.op(), expiresAt) }));
+      m.audit({ event: 'token.rotated', target: r.old.id, account: r.old.account, successor: r.record.id, oldExpiresAt: r.old.expiresAt, expiresAt: r.record.expiresAt });
+      printSecret(io, m, opts.json, r.data, r.record, r.secret, { replaces: r.old.id, replacedExpiresAt: r.old.expiresAt });
       if (!opts.json) io.err(`token ${r.record.id} replaces ${r.old.id}, which keeps working until ${r.old.expiresAt}. Store the secret now: it is not shown again.\n`);
     });
 

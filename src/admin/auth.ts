@@ -1,0 +1,122 @@
+// Who is calling the admin API. The same credentials and the same rules as the public side
+// (token format and environment before any lookup, SHA-256 index, revoked / expired /
+// disabled / ended, certificate bindings), then one more: the credential's effective scopes
+// must include the built-in keygate:admin scope. 401 without a usable credential, 403 with one
+// that lacks the scope.
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { ADMIN_SCOPE } from '../authorize/builtin.js';
+import { KeygateError, kgError } from '../errors/keygate-error.js';
+import type { CredentialEntry } from '../identify/credential-index.js';
+import { peerOf } from '../identify/peer-certificate.js';
+import { findBinding } from '../identify/stage.js';
+import type { Runtime } from '../pipeline/runtime.js';
+import { hashToken, parseToken } from '../store/token-format.js';
+
+export interface AdminIdentity {
+  account: string;
+  credential: string;
+  auth: 'api-key' | 'mtls';
+}
+
+export type AdminAuthResult =
+  | { ok: true; identity: AdminIdentity }
+  /** `identity` is set when the caller was identified but may not use the admin API. */
+  | { ok: false; error: KeygateError; identity?: AdminIdentity };
+
+const BEARER = /^Bearer[ \t]+([^ \t]+)[ \t]*$/i;
+
+interface Presented {
+  token?: string;
+  ambiguous: boolean;
+}
+
+/** The token in x-api-key or Authorization: Bearer; more than one credential is ambiguous. */
+function presentedToken(req: IncomingMessage): Presented {
+  let apiKey: string | undefined;
+  let authorization: string | undefined;
+  let apiKeys = 0;
+  let authorizations = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === 'x-api-key') {
+      apiKeys++;
+      apiKey = raw[i + 1]!.trim();
+    } else if (name === 'authorization') {
+      authorizations++;
+      authorization = raw[i + 1]!;
+    }
+  }
+  if (apiKeys > 1 || authorizations > 1) return { ambiguous: true };
+  const bearer = authorization !== undefined ? BEARER.exec(authorization)?.[1] : undefined;
+  if (apiKey !== undefined && bearer !== undefined && bearer !== apiKey) return { ambiguous: true };
+  const token = apiKey ?? bearer;
+  return { token: token === '' ? undefined : token, ambiguous: false };
+}
+
+function live(entry: CredentialEntry, nowMs: number): KeygateError | undefined {
+  if (entry.revoked) return kgError('KG_ERR_TOKEN_REVOKED');
+  if (entry.expiresMs !== null && entry.expiresMs <= nowMs) return kgError(entry.kind === 'token' ? 'KG_ERR_TOKEN_EXPIRED' : 'KG_ERR_CERT_BINDING_ENDED');
+  if (entry.account.disabled) return kgError('KG_ERR_ACCOUNT_DISABLED');
+  if (entry.account.endMs !== null && entry.account.endMs <= nowMs) return kgError('KG_ERR_ACCOUNT_ENDED');
+  return undefined;
+}
+
+function byToken(rt: Runtime, token: string, nowMs: number): { entry?: CredentialEntry; error?: KeygateError } {
+  const parsed = parseToken(token);
+  if (!parsed.ok) return { error: kgError('KG_ERR_TOKEN_MALFORMED') };
+  const env = rt.config.environment;
+  if (parsed.environment !== env) {
+    return {
+      error: new KeygateError(
+        'KG_ERR_TOKEN_WRONG_ENVIRONMENT',
+        parsed.environment ? `The API token belongs to environment "${parsed.environment}"${env ? `; this is "${env}"` : '; this keygate has no environment'}.` : `The API token has no environment; this is "${env}".`,
+      ),
+    };
+  }
+  const digest = hashToken(token);
+  const entry = rt.credentials.tokensByHash.get(digest);
+  if (!entry || !timingSafeEqual(Buffer.from(entry.token!.hash, 'hex'), Buffer.from(digest, 'hex'))) return { error: kgError('KG_ERR_TOKEN_UNKNOWN') };
+  return { entry, error: live(entry, nowMs) };
+}
+
+function byCertificate(rt: Runtime, socket: TLSSocket, nowMs: number): { entry?: CredentialEntry; error?: KeygateError } {
+  const r = peerOf(socket);
+  if (!r.ok) {
+    if (r.reason === 'missing') return { error: new KeygateError('KG_ERR_CREDENTIAL_MISSING', 'Neither an API token nor a client certificate was presented.') };
+    return { error: kgError(r.reason === 'expired' ? 'KG_ERR_CERT_EXPIRED' : r.reason === 'revoked' ? 'KG_ERR_CERT_REVOKED' : 'KG_ERR_CERT_UNTRUSTED') };
+  }
+  // Verified at the handshake; a keep-alive connection can outlive the certificate.
+  if (r.peer.notAfterMs <= nowMs || r.peer.notBeforeMs > nowMs) return { error: kgError('KG_ERR_CERT_EXPIRED') };
+  const entry = findBinding(rt.credentials, r.peer);
+  if (!entry) return { error: kgError('KG_ERR_CERT_UNBOUND') };
+  return { entry, error: live(entry, nowMs) };
+}
+
+/**
+ * A token wins over a client certificate when both are presented: the token is what the
+ * caller chose for this request, a certificate may be sent by the client library anyway.
+ */
+export function authenticateAdmin(req: IncomingMessage, rt: Runtime, nowMs: number): AdminAuthResult {
+  const presented = presentedToken(req);
+  if (presented.ambiguous) return { ok: false, error: kgError('KG_ERR_CREDENTIAL_AMBIGUOUS') };
+  const socket = req.socket as TLSSocket;
+  const tls = socket.encrypted === true;
+  let found: { entry?: CredentialEntry; error?: KeygateError };
+  if (presented.token !== undefined) found = byToken(rt, presented.token, nowMs);
+  else if (tls) found = byCertificate(rt, socket, nowMs);
+  else found = { error: kgError('KG_ERR_CREDENTIAL_MISSING') };
+  const { entry, error } = found;
+  const identity: AdminIdentity | undefined = entry ? { account: entry.account.name, credential: entry.id, auth: entry.kind === 'token' ? 'api-key' : 'mtls' } : undefined;
+  if (error || !entry || !identity) {
+    const scheme = presented.token === undefined && tls ? 'ClientCertificate realm="keygate-admin"' : error?.code === 'KG_ERR_CREDENTIAL_MISSING' ? 'Bearer realm="keygate-admin"' : 'Bearer realm="keygate-admin", error="invalid_token"';
+    const e = error ?? kgError('KG_ERR_CREDENTIAL_MISSING');
+    return { ok: false, error: new KeygateError(e.code, e.detail, { 'www-authenticate': scheme }), identity };
+  }
+  if (!entry.grant.admin) {
+    return { ok: false, identity, error: new KeygateError('KG_ERR_SCOPE_DENIED', `The admin API needs the ${ADMIN_SCOPE} scope; credential ${entry.id} of account "${entry.account.name}" does not have it.`) };
+  }
+  return { ok: true, identity };
+}

@@ -1,0 +1,160 @@
+// Small tools the integration tests share beyond test/helpers: a raw TLS client (for request
+// heads that Node's HTTP client refuses to send), a controllable upstream that answers only
+// when the test says so, Prometheus text parsing and an atomic file write (the way operators
+// and Kubernetes replace files, so that a watcher never reads half a file).
+import { randomBytes } from 'node:crypto';
+import { renameSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+
+/**
+ * Bound for a file's set-up: each CLI call is a Node start, and on a busy two-core machine a
+ * set-up of a dozen calls can take most of a minute. Generous, but a bound.
+ */
+export const SETUP_TIMEOUT_MS = 120_000;
+
+/** Bound for a test that runs the CLI a few times. */
+export const CLI_TEST_TIMEOUT_MS = 60_000;
+
+export interface RawResult {
+  /** Everything the server sent before it closed (or before the bound). */
+  text: string;
+  status: number | undefined;
+  /** True when the server closed the connection within the bound. */
+  closed: boolean;
+}
+
+/**
+ * Sends `head` (and optional body) over a fresh TLS connection and collects the answer until
+ * the server closes the connection or `timeoutMs` passes. Send `Connection: close` to have a
+ * complete answer end the connection.
+ */
+export function rawRequest(opts: { port: number; servername?: string; ca: string; data: string | Buffer; timeoutMs?: number; end?: boolean }): Promise<RawResult> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const socket = tls.connect({ host: '127.0.0.1', port: opts.port, servername: opts.servername ?? 'api.test', ca: opts.ca, ALPNProtocols: ['http/1.1'] }, () => {
+      socket.write(opts.data);
+      if (opts.end) socket.end();
+    });
+    const done = (closed: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      const text = Buffer.concat(chunks).toString('latin1');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+      resolve({ text, status: m ? Number(m[1]) : undefined, closed });
+    };
+    const timer = setTimeout(() => done(false), opts.timeoutMs ?? 5_000);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => done(true));
+    socket.on('close', () => done(true));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // A reset after the answer still counts as the server closing the connection.
+      if (chunks.length > 0 || err.code === 'ECONNRESET') return done(true);
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        reject(err);
+      }
+    });
+  });
+}
+
+/** The JSON body of a raw HTTP/1.1 answer (Content-Length framed). */
+export function rawJson(r: RawResult): Record<string, unknown> {
+  const at = r.text.indexOf('\r\n\r\n');
+  return JSON.parse(r.text.slice(at + 4)) as Record<string, unknown>;
+}
+
+/** A port nothing listens on: bound, then closed again. */
+export async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+export interface PlainUpstream {
+  url: string;
+  server: http.Server;
+  close(): Promise<void>;
+}
+
+/** An upstream whose every answer is written by the test. */
+export async function startUpstream(handler: http.RequestListener): Promise<PlainUpstream> {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** A promise with its resolve function outside: the handshakes between test and upstream. */
+export function signal<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Rejects when `p` takes longer than `ms`: a bound on every wait for another party. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+/** GET on the admin listener (plain HTTP, loopback). */
+export function adminGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('admin request timed out')));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * The value of one sample in Prometheus text format, or 0 when the series does not exist yet.
+ * `labels` must list every label of the series (order does not matter).
+ */
+export function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  const want = Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .sort()
+    .join(',');
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = (m[2] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? [];
+    if (got.sort().join(',') === want) return Number(m[3]);
+  }
+  return 0;
+}
+
+/** Replaces `file` in one rename, as editors and config management do. */
+export function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}

@@ -129,12 +129,13 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
 
   const reloadAll = (trigger: string) =>
     serial(async () => {
-      const { built: next, problems } = await buildAll(opts.configFile, pools, env);
-      if (!next) {
+      const { built, problems } = await buildAll(opts.configFile, pools, env);
+      if (!built) {
         metrics.configReloads.labels('rejected').inc();
         reject('config', problems);
         return false;
       }
+      let next: Built = built;
       // Sockets and server options are made once: changes to them wait for a restart, and
       // the operator is told so rather than left to wonder why nothing changed.
       const prev = current.loaded.config;
@@ -145,8 +146,20 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
         JSON.stringify(cfg.listen.limits) !== JSON.stringify(prev.listen.limits) ? 'listen.limits' : '',
         JSON.stringify(cfg.admin) !== JSON.stringify(prev.admin) ? 'admin' : '',
         cfg.audit.output !== prev.audit.output ? 'audit.output' : '',
+        cfg.store.file !== prev.store.file ? 'store.file' : '',
       ].filter(Boolean);
       if (restartOnly.length) logger.warn({ settings: restartOnly }, 'these settings change only on restart; the other changes are applied');
+      if (cfg.store.file !== prev.store.file) {
+        // The watcher, last-use tracker and admin API stay on the store this process opened, so
+        // the credentials served must come from it too, not from the newly named file.
+        const { runtime, data, problems: storeProblems } = await indexStore(next.compiled, credentialStore);
+        if (!runtime || !data) {
+          metrics.configReloads.labels('rejected').inc();
+          reject('config', storeProblems);
+          return false;
+        }
+        next = { ...next, runtime, data };
+      }
       swap(next);
       // A logger keygate made itself follows log.level; one passed in belongs to the caller.
       if (!opts.logger) logger.level = next.loaded.config.log.level;
@@ -164,11 +177,13 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
       const { runtime, data, problems } = await indexStore(current.compiled, credentialStore);
       if (!runtime || !data) {
         metrics.storeReloads.labels('rejected').inc();
+        metrics.configReloads.labels('rejected').inc();
         reject('credentials', problems);
         return false;
       }
       swap({ ...current, runtime, data });
       metrics.storeReloads.labels('success').inc();
+      metrics.configReloads.labels('success').inc();
       logger.info({ trigger, accounts: data.accounts.length, tokens: data.tokens.length, certificates: data.certificates.length }, 'credentials reloaded');
       return true;
     });

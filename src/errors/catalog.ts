@@ -46,6 +46,7 @@ export const ERRORS = {
   KG_ERR_MAINTENANCE: spec(503, 'maintenance', 'Maintenance', 'The service is in maintenance mode.', 'Retry after Retry-After seconds.'),
   KG_ERR_SHUTTING_DOWN: spec(503, 'shutting_down', 'Shutting down', 'This keygate instance is shutting down.', 'Retry; another instance will answer.'),
   KG_ERR_STORE_UNAVAILABLE: spec(503, 'store_unavailable', 'Credential store unavailable', 'The credential store cannot be reached, and keygate is configured to fail closed.', 'Retry later; operators: check the store connection.'),
+  KG_ERR_INTERNAL: spec(500, 'internal', 'Internal error', 'keygate could not handle this request.', 'Retry; if it persists, operators: look up this requestId in the keygate log.'),
   // admin API
   KG_ERR_BAD_REQUEST: spec(400, 'bad_request', 'Bad request', 'The request is not valid.', 'Check the request against docs/admin-api.md.'),
   KG_ERR_NOT_FOUND: spec(404, 'not_found', 'Not found', 'No such resource.', 'Check the name or id.'),

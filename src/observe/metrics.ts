@@ -4,7 +4,7 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
 
 /** `client_closed`: the client went away before the answer was complete. */
-export type Outcome = 'allowed' | 'public' | 'client_closed' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'rate_limited' | 'misdirected' | 'no_route' | 'unavailable' | 'upstream_error';
+export type Outcome = 'allowed' | 'public' | 'client_closed' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'rate_limited' | 'misdirected' | 'no_route' | 'unavailable' | 'internal_error' | 'upstream_error';
 
 export class KeygateMetrics {
   readonly requests: Counter<'account' | 'auth' | 'outcome'>;
@@ -39,8 +39,8 @@ export class KeygateMetrics {
     this.rateLimited = new Counter({ name: 'keygate_rate_limited_total', help: 'Requests refused by a rate limit, by account ("" for per-IP limits on failed authentication).', labelNames: ['account'], registers });
     this.upstreamErrors = new Counter({ name: 'keygate_upstream_errors_total', help: 'Upstream failures, by reason.', labelNames: ['reason'], registers });
     this.credentialExpiry = new Gauge({ name: 'keygate_credential_expiry_timestamp_seconds', help: 'When each credential (or account end date, credential="account") stops working, Unix seconds.', labelNames: ['account', 'credential'], registers });
-    this.configReloads = new Counter({ name: 'keygate_config_reloads_total', help: 'keygate.yaml reloads, by result (success, rejected).', labelNames: ['result'], registers });
-    this.storeReloads = new Counter({ name: 'keygate_store_reloads_total', help: 'Credential store reloads, by result (success, rejected).', labelNames: ['result'], registers });
+    this.configReloads = new Counter({ name: 'keygate_config_reloads_total', help: 'Reloads of keygate.yaml and of the credential file, by result (success, rejected).', labelNames: ['result'], registers });
+    this.storeReloads = new Counter({ name: 'keygate_store_reloads_total', help: 'Credential file reloads alone, by result (success, rejected); also counted in keygate_config_reloads_total.', labelNames: ['result'], registers });
     this.tlsReloads = new Counter({ name: 'keygate_tls_reloads_total', help: 'Certificate, key, CA and CRL reloads, by result (success, rejected).', labelNames: ['result'], registers });
     this.certificateExpiry = new Gauge({ name: 'keygate_certificate_expiry_timestamp_seconds', help: 'notAfter of the server certificate (kind=server) and of each trusted client CA (client_ca), and nextUpdate of each CRL (crl), Unix seconds.', labelNames: ['kind', 'subject'], registers });
     this.shadowDenials = new Counter({ name: 'keygate_shadow_denials_total', help: 'Requests that scope rules would deny, admitted because authorization.mode is shadow.', labelNames: ['account'], registers });

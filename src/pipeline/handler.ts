@@ -46,7 +46,7 @@ export interface PipelineDeps {
 }
 
 const DAY_MS = 86_400_000;
-const OUTCOME_BY_STATUS: Record<number, Outcome> = { 400: 'bad_request', 401: 'unauthenticated', 403: 'forbidden', 404: 'no_route', 421: 'misdirected', 429: 'rate_limited', 502: 'upstream_error', 503: 'unavailable', 504: 'upstream_error' };
+const OUTCOME_BY_STATUS: Record<number, Outcome> = { 400: 'bad_request', 401: 'unauthenticated', 403: 'forbidden', 404: 'no_route', 421: 'misdirected', 429: 'rate_limited', 500: 'internal_error', 502: 'upstream_error', 503: 'unavailable', 504: 'upstream_error' };
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, forcedMode?: HostMode) => void;
 
@@ -107,7 +107,9 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
   const limit = limitStage(deps.limiter);
   const limitStageIfAuthenticated: Stage = (ctx) => (ctx.route!.public ? undefined : limit(ctx));
 
-  const stages: Stage[] = [gate, target, identifyStage, authorizeStage, warnStage, limitStageIfAuthenticated];
+  // Limit before authorize: every answer to an authenticated request, a 403 included, carries
+  // RateLimit-* and the early-warning header (SPEC §5), and probing for paths costs budget.
+  const stages: Stage[] = [gate, target, identifyStage, warnStage, limitStageIfAuthenticated, authorizeStage];
 
   function answer(ctx: RequestContext, err: KeygateError): void {
     ctx.reason = err.code;
@@ -155,7 +157,7 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
 
   function internalError(ctx: RequestContext, err: unknown): void {
     deps.logger.error({ err, requestId: ctx.requestId }, 'request stage failed');
-    answer(ctx, kgError('KG_ERR_STORE_UNAVAILABLE'));
+    answer(ctx, kgError('KG_ERR_INTERNAL'));
   }
 
   // Runs once per request, on the response's 'close' (which Node emits exactly once, whether

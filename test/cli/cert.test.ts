@@ -137,22 +137,9 @@ describe('keygate cert issue --p12', () => {
   });
 
   it('authenticates through keygate as its account', async () => {
-    let debugText = '';
     const before = env.upstream.received.length;
-    const res = await new Promise<number>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port: proxy.port, servername: MTLS_HOST, ca: env.serverCa.certPem, pfx: p12, passphrase: password }, () =>
-        s.write(`GET /api/items/1 HTTP/1.1\r\nHost: ${MTLS_HOST}\r\nConnection: close\r\n\r\n`),
-      );
-      let text = '';
-      s.setEncoding('utf8');
-      s.on('data', (d: string) => (text += d));
-      s.on('close', () => {
-        debugText = text;
-        resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0));
-      });
-      s.on('error', reject);
-    });
-    expect(res, debugText).toBe(200);
+    const res = await request({ port: proxy.port, servername: MTLS_HOST, ca: env.serverCa.certPem, pfx: p12, passphrase: password, path: '/api/items/1' });
+    expect(res.status, res.body).toBe(200);
     expect(env.upstream.received[before]!.headers['x-keygate-account']).toBe('other');
   });
 });

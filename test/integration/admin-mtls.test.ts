@@ -30,6 +30,8 @@ beforeAll(async () => {
     const r = await admin('POST', '/admin/v1/certificates', { token: adminToken.secret, body: { account, certificate: cert.certPem } });
     if (r.status !== 201) throw new Error(`bind failed: ${r.body}`);
   }
+  // Both bindings are known to the proxy before any test relies on them.
+  await eventually(async () => (await admin('GET', '/admin/v1/accounts', { cert: readerCert })).status === 403, 1_000);
 }, 120_000); // several CLI children: slow on a busy machine
 afterAll(() => env.cleanup());
 

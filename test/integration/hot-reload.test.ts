@@ -51,10 +51,13 @@ const configText = (overrides: ConfigObject = {}) => stringify(deepMerge(base, o
 async function expectRejected(file: string, text: string, source: 'config' | 'credentials', position: RegExp) {
   const metricName = source === 'config' ? 'keygate_config_reloads_total' : 'keygate_store_reloads_total';
   const before = await metric(metricName, { result: 'rejected' });
+  const configBefore = await metric('keygate_config_reloads_total', { result: 'rejected' });
   const logsBefore = logLines().length;
   const auditBefore = auditLines().length;
   writeAtomic(file, text);
   await eventually(async () => (await metric(metricName, { result: 'rejected' })) === before + 1, 2_000);
+  // The SPEC metric counts both files: an alert on it alone misses no rejection.
+  expect(await metric('keygate_config_reloads_total', { result: 'rejected' })).toBe(configBefore + 1);
   const logged = logLines()
     .slice(logsBefore)
     .find((l) => l.msg === `${source} change rejected; keeping the previous state`);

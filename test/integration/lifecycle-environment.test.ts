@@ -4,7 +4,7 @@
 // environment that no store holds gets the same answer, not "unknown").
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mintToken } from '../../src/store/token-format.js';
-import { createTestEnv, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, eventually, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
 
 // Steps run CLI children (a node start-up each): allow for a busy machine.
 vi.setConfig({ testTimeout: 60_000 });
@@ -63,8 +63,7 @@ describe('environment guard', () => {
 
   it('the admin API applies the same guard', async () => {
     const ops = await env.token('ops', { roles: ['admin'] }); // minted for prod
-    const allowed = await fetch(`http://127.0.0.1:${proxy.adminPort}/admin/v1/accounts`, { headers: { 'x-api-key': ops.secret } });
-    expect(allowed.status).toBe(200);
+    await eventually(async () => (await fetch(`http://127.0.0.1:${proxy.adminPort}/admin/v1/accounts`, { headers: { 'x-api-key': ops.secret } })).status === 200, 1_000);
     const res = await fetch(`http://127.0.0.1:${proxy.adminPort}/admin/v1/accounts`, { headers: { 'x-api-key': dev.secret } });
     expect(res.status).toBe(401);
     expect(((await res.json()) as { detail: string }).detail).toContain('environment "dev"');

@@ -60,6 +60,9 @@ describe('scope rules', () => {
     if (scope) expect(body.detail).toContain(scope);
     else expect(body.detail).toMatch(/No scope allows/);
     expect(body.detail).toContain(`${method} ${path}`);
+    // An answer to an authenticated request: it carries the rate-limit budget too (SPEC §5).
+    expect(res.headers['ratelimit-limit']).toBeDefined();
+    expect(res.headers['x-ratelimit-remaining']).toBeDefined();
     expect(reached).toBe(0);
   });
 

@@ -25,7 +25,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds, hasProcStat, killAllNow, start, stop, stopAll, taskset, waitExit, waitForLine } from './lib/proc.mjs';
+import { cpuSeconds, hasProcStat, killAllNow, memoryMiB, start, stop, stopAll, taskset, waitExit, waitForLine } from './lib/proc.mjs';
 import { ACCOUNT, BENCH_PATH, CLIENT_CN, DENIED_PATH, benchConfig, createCredentials, mintPki } from './lib/setup.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -41,9 +41,14 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
 
 // ---- knobs -------------------------------------------------------------------------------
 const env = process.env;
+/** A wrong knob or a missing prerequisite: one line, no stack trace, nothing started yet. */
+const fail = (msg) => {
+  process.stderr.write(`bench: ${msg}\n`);
+  process.exit(2);
+};
 const int = (name, dflt, min, max) => {
   const v = env[name] === undefined || env[name] === '' ? dflt : Number(env[name]);
-  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer from ${min} to ${max}`);
+  if (!Number.isInteger(v) || v < min || v > max) fail(`${name} must be an integer from ${min} to ${max}`);
   return v;
 };
 const knobs = {
@@ -60,13 +65,14 @@ const knobs = {
   cpuProf: env.CPU_PROF === '1',
 };
 const onPath = (bin) => (env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, bin)));
-if (!['auto', 'autocannon', 'wrk'].includes(knobs.loadgen)) throw new Error('LOADGEN is auto, autocannon or wrk');
+if (!['auto', 'autocannon', 'wrk'].includes(knobs.loadgen)) fail('LOADGEN is auto, autocannon or wrk');
+if (!['auto', 'on', 'off'].includes(knobs.pin)) fail('PIN is auto, on or off');
 if (knobs.loadgen === 'auto') knobs.loadgen = onPath('wrk') ? 'wrk' : 'autocannon';
-if (knobs.loadgen === 'wrk' && !onPath('wrk')) throw new Error('LOADGEN=wrk but wrk is not on PATH (apt-get install wrk), or use LOADGEN=autocannon');
+if (knobs.loadgen === 'wrk' && !onPath('wrk')) fail('LOADGEN=wrk but wrk is not on PATH (apt-get install wrk), or use LOADGEN=autocannon');
 const pinning = knobs.pin === 'on' || (knobs.pin === 'auto' && availableParallelism() >= 2 && taskset() !== null);
-if (knobs.pin === 'on' && !taskset()) throw new Error('PIN=on needs taskset (util-linux)');
-if (!hasProcStat()) throw new Error('this benchmark reads /proc/<pid>/stat: Linux only');
-if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build (npm run bench does)`);
+if (knobs.pin === 'on' && !taskset()) fail('PIN=on needs taskset (util-linux)');
+if (!hasProcStat()) fail('this benchmark reads /proc/<pid>/stat: Linux only');
+if (!existsSync(CLI)) fail(`${CLI} is missing: run npm run build (npm run bench does)`);
 
 // ---- lifecycle: stop everything we started, whatever happens -------------------------------
 let tmp;
@@ -120,12 +126,12 @@ async function loadRun(target, seconds) {
   const lg = target.loadgen;
   let child;
   if (lg === 'wrk') {
+    // The token travels in the environment, not on the command line, where `ps` would show it.
     const args = ['-t1', `-c${knobs.connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', join(HERE, 'lib/wrk-report.lua')];
-    for (const [k, v] of Object.entries(target.headers)) args.push('-H', `${k}: ${v}`);
-    child = start('wrk', [...args, target.url], { cpus: pinning ? knobs.loadgenCpus : undefined });
+    child = start('wrk', [...args, target.url], { cpus: pinning ? knobs.loadgenCpus : undefined, env: { BENCH_HEADERS: JSON.stringify(target.headers) } });
   } else {
     const spec = { url: target.url, duration: seconds, connections: knobs.connections, headers: target.headers, tls: target.tls };
-    child = start(process.execPath, [join(HERE, 'lib/loadgen-autocannon.mjs'), JSON.stringify(spec)], { cpus: pinning ? knobs.loadgenCpus : undefined });
+    child = start(process.execPath, [join(HERE, 'lib/loadgen-autocannon.mjs')], { cpus: pinning ? knobs.loadgenCpus : undefined, env: { BENCH_SPEC: JSON.stringify(spec) } });
   }
   let out = '';
   let err = '';
@@ -328,6 +334,7 @@ async function main() {
   const sentToKeygate = runs.filter((x) => x.target !== 'direct').reduce((a, x) => a + x.requests, 0);
   // Stop keygate first: a drain flushes the audit log, so the line count below is complete.
   const kgCpuTotal = cpuSeconds(kg.pid);
+  const kgMem = memoryMiB(kg.pid);
   await stop(kg, 8000);
   await new Promise((res) => kgLog.end(res));
   const audit = await countAuditLines(auditFile);
@@ -382,6 +389,7 @@ async function main() {
   lines.push('req/s, p50, p99, kg CPU: medians over rounds; spread = (max-min)/median of req/s; x direct = req/s ratio to the direct upstream.');
   lines.push('kg CPU µs/req = keygate utime+stime (/proc) / requests: compare this across machines and runs; req/s only within one run.');
   if (summary.some((s) => s.loadgen !== summary[0].loadgen)) lines.push('note: the client-certificate target is driven by autocannon (wrk cannot present a client certificate), so compare its CPU µs/req, not its req/s ratio.');
+  lines.push(`keygate memory: peak RSS ${fmt(kgMem.peak)} MiB, ${fmt(kgMem.current)} MiB at the end; ${fmt(kgCpuTotal, 1)} s of CPU in all`);
   lines.push(`cross-check: keygate counted ${allowed} allowed requests in keygate_requests_total (load runs sent ${sentToKeygate} + warm-ups + checks); audit log ${audit.requests} request lines, ${fmt(audit.bytes / Math.max(1, audit.requests))} bytes/line`);
   if (audit.invalid) lines.push(`WARNING: ${audit.invalid} of ${audit.parsed} audit lines checked are not JSON, e.g. ${audit.example}`);
   const bad = summary.filter((s) => s.errors + s.non2xx > 0);
@@ -397,7 +405,7 @@ async function main() {
     checks,
     summary,
     runs,
-    crossCheck: { metricsAllowed: allowed, measuredRequestsToKeygate: sentToKeygate, auditRequestLines: audit.requests, auditBytes: audit.bytes, auditLinesChecked: audit.parsed, auditLinesInvalid: audit.invalid, keygateCpuSecondsTotal: kgCpuTotal },
+    crossCheck: { metricsAllowed: allowed, measuredRequestsToKeygate: sentToKeygate, auditRequestLines: audit.requests, auditBytes: audit.bytes, auditLinesChecked: audit.parsed, auditLinesInvalid: audit.invalid, keygateCpuSecondsTotal: kgCpuTotal, keygatePeakRssMiB: kgMem.peak, keygateRssMiB: kgMem.current },
   };
   const outDir = join(HERE, 'results');
   await mkdir(outDir, { recursive: true });

@@ -1,12 +1,13 @@
 // One autocannon run in its own process (so it can be pinned to a CPU apart from keygate and
-// its CPU time kept out of keygate's). Input: one JSON argument; output: one line
-// `RESULT {json}` on stdout. Latencies are taken from autocannon's per-response times
-// (high-resolution, in ms) rather than its histogram, which has 1 ms resolution.
+// its CPU time kept out of keygate's). Input: JSON in BENCH_SPEC — the environment, so the
+// token is not on a command line that `ps` shows; output: one line `RESULT {json}` on stdout.
+// Latencies are taken from autocannon's per-response times (high-resolution, in ms) rather
+// than its histogram, which has 1 ms resolution.
 // Exits when its parent goes away (stdin closes).
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 
-const spec = JSON.parse(process.argv[2] ?? '{}');
+const spec = JSON.parse(process.env.BENCH_SPEC ?? '{}');
 const opts = {
   url: spec.url,
   duration: spec.duration,

@@ -32,6 +32,17 @@ export function cpuSeconds(pid) {
   }
 }
 
+/** Peak and current resident set size of a process in MiB (VmHWM, VmRSS), or NaN. */
+export function memoryMiB(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+    return { peak: kb('VmHWM') / 1024, current: kb('VmRSS') / 1024 };
+  } catch {
+    return { peak: NaN, current: NaN };
+  }
+}
+
 export const hasProcStat = () => existsSync('/proc/self/stat');
 
 let tasksetPath;

@@ -1,6 +1,12 @@
--- wrk script for bench/run.mjs: prints one machine-readable line when the run ends.
--- wrk keeps latencies in microseconds; summary.duration is in microseconds too.
--- wrk counts only status >= 400 in errors.status (3xx pass), which is what we flag.
+-- wrk script for bench/run.mjs. Request headers come from BENCH_HEADERS (a flat JSON object of
+-- strings, e.g. {"x-api-key":"kg_…"}) so that a token never appears on wrk's command line.
+-- When the run ends it prints one machine-readable line. wrk keeps latencies and
+-- summary.duration in microseconds, and counts only status >= 400 in errors.status.
+local spec = os.getenv("BENCH_HEADERS") or "{}"
+for name, value in spec:gmatch('"([^"]+)"%s*:%s*"([^"]*)"') do
+  wrk.headers[name] = value
+end
+
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

@@ -1,13 +1,12 @@
 // `keygate account …` run as a child process against a temporary store: the name and owner
 // rules, end dates, show with tokens and bindings, delete refused while credentials are live,
 // and the management audit lines. Each accepted input has a refused twin.
-import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FileStore } from '../../src/store/file-store.js';
 import { bindCertificate } from '../../src/store/cert-operations.js';
 import { loadConfigOrThrow } from '../../src/config/load.js';
-import { createTestEnv, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, readJsonLines, type TestEnv } from '../helpers/harness.js';
 
 // Steps run CLI children (a node start-up each): allow for a busy machine.
 vi.setConfig({ testTimeout: 60_000 });
@@ -19,11 +18,7 @@ beforeAll(async () => {
 });
 afterAll(() => env.cleanup());
 
-const auditLines = () =>
-  readFileSync(env.auditFile, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+const auditLines = () => readJsonLines(env.auditFile);
 
 describe('account create', () => {
   it('accepts letters, digits, spaces, - and _ and prints the record', async () => {

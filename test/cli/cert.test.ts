@@ -7,7 +7,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, eventually, MTLS_HOST, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, readJsonLines, eventually, MTLS_HOST, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { mintCa, mintClient, mintExpiredClient, mintIntermediate, type Issued } from '../helpers/pki.js';
 
 let env: TestEnv;
@@ -23,11 +23,7 @@ interface BindingRow {
   notAfter: string | null;
 }
 
-const auditLines = () =>
-  readFileSync(env.auditFile, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+const auditLines = () => readJsonLines(env.auditFile);
 
 async function list(...args: string[]): Promise<BindingRow[]> {
   const r = await env.cli(['cert', 'list', '--format', 'json', ...args]);

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createTestEnv, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, readJsonLines, type TestEnv } from '../helpers/harness.js';
 
 // Steps run CLI children (a node start-up each): allow for a busy machine.
 vi.setConfig({ testTimeout: 60_000 });
@@ -280,7 +280,7 @@ describe('token list', () => {
 describe('token audit', () => {
   it('records token.* events with actor, target and time, and no secret', async () => {
     const audit = readFileSync(env.auditFile, 'utf8');
-    const events = audit.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = readJsonLines(env.auditFile);
     for (const name of ['token.created', 'token.revoked', 'token.restored', 'token.rotated', 'token.deleted']) {
       const e = events.find((x) => x.event === name);
       expect(e, name).toBeDefined();

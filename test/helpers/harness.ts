@@ -2,7 +2,7 @@
 // 0, a keygate.yaml and credential file in a temp folder, the CLI run as a child process, and
 // keygate itself either in-process (fast, injected audit and metrics) or as the real binary.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -224,6 +224,20 @@ export async function createTestEnv(): Promise<TestEnv> {
   };
   env.writeConfig();
   return env;
+}
+
+/** The JSON lines of a log file (audit, usage); [] while it does not exist. Every line must parse. */
+export function readJsonLines(file: string): Array<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 // ---- HTTPS client ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, renameSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, deepMerge, eventually, request, type ChildProxy, type ConfigObject, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, readJsonLines, deepMerge, eventually, request, type ChildProxy, type ConfigObject, type TestEnv } from '../helpers/harness.js';
 import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, adminGet, sample, writeAtomic } from './support.js';
 
 let env: TestEnv;
@@ -27,18 +27,7 @@ afterAll(() => env.cleanup());
 const status = async (secret: string, path = '/api/items/1') => (await request({ port: proxy.port, ca: env.serverCa.certPem, path, headers: { 'x-api-key': secret } })).status;
 const metric = async (name: string, labels: Record<string, string>) => sample((await adminGet(proxy.adminPort, '/metrics')).body, name, labels);
 /** Every audit line so far; a line that is not JSON fails the test. */
-const auditLines = (): Array<Record<string, unknown>> => {
-  let text: string;
-  try {
-    text = readFileSync(env.auditFile, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-};
+const auditLines = () => readJsonLines(env.auditFile);
 const logLines = (): Array<Record<string, unknown>> =>
   proxy
     .stderr()

@@ -3,9 +3,8 @@
 // bounded sets only (never a request path or anything else a caller chooses), /healthz and
 // /readyz.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, eventually, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, readJsonLines, eventually, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { SETUP_TIMEOUT_MS, adminGet, closedPort, sample } from './support.js';
 
 let env: TestEnv;
@@ -43,17 +42,7 @@ const metricsText = async () => {
 
 /** Audit lines of one request id (every line must be JSON). */
 function auditOf(requestId: string): Array<Record<string, unknown>> {
-  let text = '';
-  try {
-    text = readFileSync(env.auditFile, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((a) => a.requestId === requestId);
+  return readJsonLines(env.auditFile).filter((a) => a.requestId === requestId);
 }
 
 describe('audit', () => {

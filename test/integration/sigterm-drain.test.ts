@@ -3,11 +3,10 @@
 // connection that was already open) or a refused connection (a new one: the listener is
 // closed first), and the process exits 0. A request that outlives shutdown.drainTimeout does
 // not hold the exit back.
-import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, eventually, request, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, readJsonLines, eventually, request, type TestEnv } from '../helpers/harness.js';
 import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, adminGet, rawJson, signal, within } from './support.js';
 
 let env: TestEnv;
@@ -84,10 +83,7 @@ describe('SIGTERM', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
     expect(proxy.stderr()).toMatch(/"msg":"stopped"/);
 
     // Both requests are in the audit file, flushed before the exit.
-    const audit = readFileSync(env.auditFile, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const audit = readJsonLines(env.auditFile);
     expect(audit.some((a) => a.event === 'request' && a.path === '/api/items/hold' && a.status === 200)).toBe(true);
     expect(audit.some((a) => a.event === 'request' && a.status === 503 && a.reason === 'KG_ERR_SHUTTING_DOWN')).toBe(true);
   });

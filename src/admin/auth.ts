@@ -3,16 +3,12 @@
 // disabled / ended, certificate bindings), then one more: the credential's effective scopes
 // must include the built-in keygate:admin scope. 401 without a usable credential, 403 with one
 // that lacks the scope.
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { ADMIN_SCOPE } from '../authorize/builtin.js';
 import { KeygateError, kgError } from '../errors/keygate-error.js';
-import type { CredentialEntry } from '../identify/credential-index.js';
-import { peerOf } from '../identify/peer-certificate.js';
-import { findBinding } from '../identify/stage.js';
+import { liveness, lookupCertificate, lookupToken, type Found } from '../identify/lookup.js';
 import type { Runtime } from '../pipeline/runtime.js';
-import { hashToken, parseToken } from '../store/token-format.js';
 
 export interface AdminIdentity {
   account: string;
@@ -56,43 +52,11 @@ function presentedToken(req: IncomingMessage): Presented {
   return { token: token === '' ? undefined : token, ambiguous: false };
 }
 
-function live(entry: CredentialEntry, nowMs: number): KeygateError | undefined {
-  if (entry.revoked) return kgError('KG_ERR_TOKEN_REVOKED');
-  if (entry.expiresMs !== null && entry.expiresMs <= nowMs) return kgError(entry.kind === 'token' ? 'KG_ERR_TOKEN_EXPIRED' : 'KG_ERR_CERT_BINDING_ENDED');
-  if (entry.account.disabled) return kgError('KG_ERR_ACCOUNT_DISABLED');
-  if (entry.account.endMs !== null && entry.account.endMs <= nowMs) return kgError('KG_ERR_ACCOUNT_ENDED');
-  return undefined;
-}
-
-function byToken(rt: Runtime, token: string, nowMs: number): { entry?: CredentialEntry; error?: KeygateError } {
-  const parsed = parseToken(token);
-  if (!parsed.ok) return { error: kgError('KG_ERR_TOKEN_MALFORMED') };
-  const env = rt.config.environment;
-  if (parsed.environment !== env) {
-    return {
-      error: new KeygateError(
-        'KG_ERR_TOKEN_WRONG_ENVIRONMENT',
-        parsed.environment ? `The API token belongs to environment "${parsed.environment}"${env ? `; this is "${env}"` : '; this keygate has no environment'}.` : `The API token has no environment; this is "${env}".`,
-      ),
-    };
-  }
-  const digest = hashToken(token);
-  const entry = rt.credentials.tokensByHash.get(digest);
-  if (!entry || !timingSafeEqual(Buffer.from(entry.token!.hash, 'hex'), Buffer.from(digest, 'hex'))) return { error: kgError('KG_ERR_TOKEN_UNKNOWN') };
-  return { entry, error: live(entry, nowMs) };
-}
-
-function byCertificate(rt: Runtime, socket: TLSSocket, nowMs: number): { entry?: CredentialEntry; error?: KeygateError } {
-  const r = peerOf(socket);
-  if (!r.ok) {
-    if (r.reason === 'missing') return { error: new KeygateError('KG_ERR_CREDENTIAL_MISSING', 'Neither an API token nor a client certificate was presented.') };
-    return { error: kgError(r.reason === 'expired' ? 'KG_ERR_CERT_EXPIRED' : r.reason === 'revoked' ? 'KG_ERR_CERT_REVOKED' : 'KG_ERR_CERT_UNTRUSTED') };
-  }
-  // Verified at the handshake; a keep-alive connection can outlive the certificate.
-  if (r.peer.notAfterMs <= nowMs || r.peer.notBeforeMs > nowMs) return { error: kgError('KG_ERR_CERT_EXPIRED') };
-  const entry = findBinding(rt.credentials, r.peer);
-  if (!entry) return { error: kgError('KG_ERR_CERT_UNBOUND') };
-  return { entry, error: live(entry, nowMs) };
+/** On the admin listener no client certificate at all means "no credential", not a 401 for the certificate. */
+function adminCertificate(rt: Runtime, socket: TLSSocket, nowMs: number): Found {
+  const found = lookupCertificate(rt.credentials, socket, nowMs);
+  if (found.error?.code === 'KG_ERR_CERT_MISSING') return { error: new KeygateError('KG_ERR_CREDENTIAL_MISSING', 'Neither an API token nor a client certificate was presented.') };
+  return found;
 }
 
 /**
@@ -104,11 +68,12 @@ export function authenticateAdmin(req: IncomingMessage, rt: Runtime, nowMs: numb
   if (presented.ambiguous) return { ok: false, error: kgError('KG_ERR_CREDENTIAL_AMBIGUOUS') };
   const socket = req.socket as TLSSocket;
   const tls = socket.encrypted === true;
-  let found: { entry?: CredentialEntry; error?: KeygateError };
-  if (presented.token !== undefined) found = byToken(rt, presented.token, nowMs);
-  else if (tls) found = byCertificate(rt, socket, nowMs);
+  let found: Found;
+  if (presented.token !== undefined) found = lookupToken(rt.credentials, rt.config.environment, presented.token);
+  else if (tls) found = adminCertificate(rt, socket, nowMs);
   else found = { error: kgError('KG_ERR_CREDENTIAL_MISSING') };
-  const { entry, error } = found;
+  const entry = found.entry;
+  const error = found.error ?? (entry ? liveness(entry, nowMs) : undefined);
   const identity: AdminIdentity | undefined = entry ? { account: entry.account.name, credential: entry.id, auth: entry.kind === 'token' ? 'api-key' : 'mtls' } : undefined;
   if (error || !entry || !identity) {
     const scheme = presented.token === undefined && tls ? 'ClientCertificate realm="keygate-admin"' : error?.code === 'KG_ERR_CREDENTIAL_MISSING' ? 'Bearer realm="keygate-admin"' : 'Bearer realm="keygate-admin", error="invalid_token"';

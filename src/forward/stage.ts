@@ -3,7 +3,8 @@
 import type { Dispatcher } from 'undici';
 import { KeygateError, kgError } from '../errors/keygate-error.js';
 import type { RequestContext } from '../pipeline/context.js';
-import { sanitizeResponseHeaders } from './headers.js';
+import { appendRateLimitHeaders } from '../ratelimit/stage.js';
+import { appendResponseHeaders } from './headers.js';
 
 export type ForwardResult = { ok: true } | { ok: false; error: KeygateError; reason: string } | { ok: false; error?: undefined; reason: 'client_closed' };
 
@@ -59,6 +60,7 @@ export function forward(ctx: RequestContext, done: (r: ForwardResult) => void): 
         controller.abort(new Error('client closed'));
         return;
       }
+      // Called by the pipeline's one 'close' listener when the client leaves early.
       res.once('close', () => {
         if (!res.writableFinished) {
           controller.abort(new Error('client closed'));
@@ -67,7 +69,12 @@ export function forward(ctx: RequestContext, done: (r: ForwardResult) => void): 
       });
     },
     onResponseStart(_controller, statusCode, headers) {
-      res.writeHead(statusCode, sanitizeResponseHeaders(headers));
+      // One flat list and one writeHead: Node's fast path, no per-header setHeader.
+      const out = appendResponseHeaders([], headers, ctx.limit !== undefined);
+      out.push('x-request-id', ctx.requestId);
+      if (ctx.limit) appendRateLimitHeaders(out, ctx.limit);
+      if (ctx.expiresHeader) out.push('keygate-credential-expires', ctx.expiresHeader);
+      res.writeHead(statusCode, out);
     },
     onResponseData(controller, chunk) {
       if (!res.write(chunk)) {

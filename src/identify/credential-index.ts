@@ -33,6 +33,8 @@ export interface CredentialEntry {
   /** RFC 3339 form of endsMs, built once. */
   readonly endsHeader: string | null;
   readonly token?: TokenRecord;
+  /** For tokens: the stored SHA-256 as bytes, for the constant-time comparison. */
+  readonly digest?: Buffer;
   readonly binding?: CertBindingRecord;
 }
 

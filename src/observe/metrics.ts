@@ -20,6 +20,8 @@ export class KeygateMetrics {
   readonly shadowDenials: Counter<'account'>;
   readonly storeErrors: Counter<'backend' | 'mode'>;
   readonly inflight: Gauge;
+  /** Where keygate_inflight_requests reads its value (the pipeline sets it). */
+  inflightSource: () => number = () => 0;
   readonly ready: Gauge;
   private readonly requestChildren = new Map<string, ReturnType<Counter<'account' | 'auth' | 'outcome'>['labels']>>();
   private readonly durationChildren = new Map<string, ReturnType<Histogram<'outcome'>['labels']>>();
@@ -45,7 +47,16 @@ export class KeygateMetrics {
     this.certificateExpiry = new Gauge({ name: 'keygate_certificate_expiry_timestamp_seconds', help: 'notAfter of the server certificate (kind=server) and of each trusted client CA (client_ca), and nextUpdate of each CRL (crl), Unix seconds.', labelNames: ['kind', 'subject'], registers });
     this.shadowDenials = new Counter({ name: 'keygate_shadow_denials_total', help: 'Requests that scope rules would deny, admitted because authorization.mode is shadow.', labelNames: ['account'], registers });
     this.storeErrors = new Counter({ name: 'keygate_store_errors_total', help: 'Requests that met an unreachable shared store, by backend and the failMode applied.', labelNames: ['backend', 'mode'], registers });
-    this.inflight = new Gauge({ name: 'keygate_inflight_requests', help: 'Requests being handled now.', registers });
+    // Read at scrape time from the pipeline's own counter: no gauge update per request.
+    const inflightNow = () => this.inflightSource();
+    this.inflight = new Gauge({
+      name: 'keygate_inflight_requests',
+      help: 'Requests being handled now.',
+      registers,
+      collect() {
+        this.set(inflightNow());
+      },
+    });
     this.ready = new Gauge({ name: 'keygate_ready', help: '1 while this instance accepts traffic, 0 while starting or draining.', registers });
     for (const result of ['success', 'rejected']) {
       this.configReloads.inc({ result }, 0);

@@ -48,6 +48,8 @@ export interface RequestContext {
    * line, which an upstream failing mid-body has already sent as 200.
    */
   answered?: KeygateError;
+  /** keygate-credential-expires, when the credential is within warnBefore of its end. */
+  expiresHeader?: string;
   /** Set when the credential is close to its end (audited at most once a day). */
   warning?: string;
 }

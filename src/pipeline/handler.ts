@@ -18,7 +18,7 @@ import type { AuditSink } from '../observe/audit.js';
 import type { Logger } from '../observe/logger.js';
 import type { KeygateMetrics, Outcome } from '../observe/metrics.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
-import { limitStage } from '../ratelimit/stage.js';
+import { appendRateLimitHeaders, limitStage } from '../ratelimit/stage.js';
 import type { UsageTracker } from '../store/usage-tracker.js';
 import type { HostMode, RequestContext } from './context.js';
 import type { Runtime } from './runtime.js';
@@ -53,6 +53,7 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse, forcedM
 export function createRequestHandler(deps: PipelineDeps): RequestHandler {
   const { state, metrics, audit, usage } = deps;
   const now = deps.now ?? Date.now;
+  metrics.inflightSource = () => state.inflight;
   const warnedDay = new Map<string, number>();
 
   const gate: Stage = () => {
@@ -94,7 +95,7 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
   const warnStage: Stage = (ctx) => {
     const c = ctx.credential;
     if (!c || c.warnFromMs === null || ctx.nowMs < c.warnFromMs) return undefined;
-    ctx.res.setHeader('keygate-credential-expires', c.endsHeader!);
+    ctx.expiresHeader = c.endsHeader!;
     const day = Math.floor(ctx.nowMs / DAY_MS);
     if (warnedDay.get(c.id) !== day) {
       if (warnedDay.size > 100_000) warnedDay.clear();
@@ -116,7 +117,7 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
     ctx.answered = err;
     if (err.status === 429 && err.code === 'KG_ERR_RATE_LIMITED') metrics.rateLimited.labels(ctx.credential?.account.name ?? '').inc();
     if (err.code === 'KG_ERR_AUTH_RATE_LIMITED') metrics.rateLimited.labels('').inc();
-    writeProblem(ctx.res, err, ctx.requestId);
+    writeProblem(ctx.res, err, ctx.requestId, ownHeaders(ctx));
   }
 
   function proceed(ctx: RequestContext): void {
@@ -127,7 +128,7 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
       metrics.upstreamErrors.labels(r.reason).inc();
       ctx.reason = `${r.error.code} (${r.reason})`;
       ctx.answered = r.error;
-      writeProblem(ctx.res, r.error, ctx.requestId);
+      writeProblem(ctx.res, r.error, ctx.requestId, ownHeaders(ctx));
     });
   }
 
@@ -164,7 +165,6 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
   // the answer finished or the client went away), so audit and metrics never count twice.
   function complete(ctx: RequestContext): void {
     state.inflight--;
-    metrics.inflight.dec();
     const res = ctx.res;
     const status = res.headersSent || res.writableFinished ? res.statusCode : 499;
     const c = ctx.credential;
@@ -186,8 +186,8 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
       reason: clientLeft ? (ctx.reason ? `${ctx.reason}; client closed` : 'client closed') : ctx.reason || 'forwarded',
       durationMs: Math.round(seconds * 1e6) / 1e3,
       clientIp: ctx.clientIp,
-      ...(ctx.route ? { route: ctx.route.index } : {}),
-      ...(ctx.warning ? { warning: ctx.warning } : {}),
+      route: ctx.route?.index,
+      warning: ctx.warning,
     });
     // Debug aid for "why was this refused": what arrived, by header *name* only. Values are
     // never logged: they hold credentials.
@@ -222,9 +222,7 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
       reason: '',
     };
     state.inflight++;
-    metrics.inflight.inc();
     res.once('close', () => complete(ctx));
-    res.setHeader('x-request-id', requestId);
     // 421 before anything else: the Host must name a host of the connection's own mode. The
     // dedicated client-certificate port has no SNI to compare with.
     if (!forcedMode && host && modeOfName(hostName(host), rt.clientAuthPrefix) !== mode) {
@@ -233,6 +231,17 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
     }
     run(ctx, 0);
   };
+}
+
+/** The headers keygate adds to an answer of its own besides x-request-id (set by writeProblem). */
+function ownHeaders(ctx: RequestContext): Record<string, string> | undefined {
+  if (!ctx.limit && !ctx.expiresHeader) return undefined;
+  const list: string[] = [];
+  if (ctx.limit) appendRateLimitHeaders(list, ctx.limit);
+  if (ctx.expiresHeader) list.push('keygate-credential-expires', ctx.expiresHeader);
+  const out: Record<string, string> = {};
+  for (let i = 0; i < list.length; i += 2) out[list[i]!] = list[i + 1]!;
+  return out;
 }
 
 function headerNames(raw: readonly string[]): string[] {

@@ -70,7 +70,7 @@ export function indexCredentials(compiled: CompiledConfig, data: StoreData): { r
     own: { scopes: string[] | null; policy: string | null },
     revoked: boolean,
     expiresMs: number | null,
-    extra: Pick<CredentialEntry, 'token' | 'binding'>,
+    extra: Pick<CredentialEntry, 'token' | 'digest' | 'binding'>,
   ): CredentialEntry => {
     const account = accounts.get(accountName)!;
     const scopes = own.scopes ?? [...accountScopes(account.record, config)];
@@ -97,7 +97,7 @@ export function indexCredentials(compiled: CompiledConfig, data: StoreData): { r
 
   const tokensByHash = new Map<string, CredentialEntry>();
   for (const t of data.tokens) {
-    tokensByHash.set(t.hash, entry('token', t.id, t.account, t, t.status === 'revoked', t.expiresAt ? Date.parse(t.expiresAt) : null, { token: t }));
+    tokensByHash.set(t.hash, entry('token', t.id, t.account, t, t.status === 'revoked', t.expiresAt ? Date.parse(t.expiresAt) : null, { token: t, digest: Buffer.from(t.hash, 'hex') }));
   }
   const certByFingerprint = new Map<string, CredentialEntry>();
   const certByCN = new Map<string, CredentialEntry>();

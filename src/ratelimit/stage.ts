@@ -16,21 +16,17 @@ export function limitStage(limiter: RateLimiter) {
 }
 
 function apply(ctx: RequestContext, r: TakeResult): KeygateError | undefined {
+  // The headers are written with the answer (forward/stage.ts, or the problem writer), in the
+  // same writeHead call as everything else.
   ctx.limit = r;
-  setRateLimitHeaders(ctx, r);
   if (r.allowed) return undefined;
   return new KeygateError('KG_ERR_RATE_LIMITED', undefined, { 'retry-after': String(r.retryAfterSec) });
 }
 
-export function setRateLimitHeaders(ctx: RequestContext, r: TakeResult): void {
-  const res = ctx.res;
+/** RateLimit-* (IETF draft) and the older X-RateLimit-* that existing clients read. */
+export function appendRateLimitHeaders(out: string[], r: TakeResult): void {
   const limit = String(r.limit);
   const remaining = String(r.remaining);
   const reset = String(r.resetSec);
-  res.setHeader('ratelimit-limit', limit);
-  res.setHeader('ratelimit-remaining', remaining);
-  res.setHeader('ratelimit-reset', reset);
-  res.setHeader('x-ratelimit-limit', limit);
-  res.setHeader('x-ratelimit-remaining', remaining);
-  res.setHeader('x-ratelimit-reset', reset);
+  out.push('ratelimit-limit', limit, 'ratelimit-remaining', remaining, 'ratelimit-reset', reset, 'x-ratelimit-limit', limit, 'x-ratelimit-remaining', remaining, 'x-ratelimit-reset', reset);
 }

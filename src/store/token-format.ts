@@ -4,7 +4,7 @@
 // The checksum lets keygate refuse a mistyped or truncated token before any lookup, and lets
 // secret scanners recognise a real token with few false positives. Only SHA-256(token) is
 // stored; the token itself exists only in the CLI's output and in the caller's hands.
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -22,8 +22,15 @@ export function base62(value: bigint, width: number): string {
   return out.padStart(width, '0');
 }
 
+/** Base62 of the CRC32, in plain numbers: it runs on every request, BigInt would cost more. */
 function checksum(text: string): string {
-  return base62(BigInt(crc32(text)), CHECK_LEN);
+  let v = crc32(text);
+  let out = '';
+  for (let i = 0; i < CHECK_LEN; i++) {
+    out = ALPHABET[v % 62] + out;
+    v = Math.floor(v / 62);
+  }
+  return out;
 }
 
 export function tokenPrefix(environment: string | null): string {
@@ -53,7 +60,12 @@ export function parseToken(token: string): ParsedToken {
 
 /** The only form in which a token is stored: lowercase hex SHA-256. */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return hash('sha256', token, 'hex');
+}
+
+/** The same digest as bytes, for the request path's lookup and constant-time comparison. */
+export function hashTokenBytes(token: string): Buffer {
+  return hash('sha256', token, 'buffer');
 }
 
 /** Public, log-safe identifier of a credential record. */

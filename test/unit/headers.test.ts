@@ -2,7 +2,7 @@
 // Whatever a caller could use to forge identity or confuse the hop must not survive it, in any
 // spelling; what identify needs is held aside, never forwarded.
 import { describe, expect, it } from 'vitest';
-import { sanitizeResponseHeaders, scanRequestHeaders } from '../../src/forward/headers.js';
+import { appendResponseHeaders, scanRequestHeaders } from '../../src/forward/headers.js';
 
 /** Flat [name, value, …] as Node's rawHeaders gives them. */
 const raw = (...pairs: Array<[string, string]>): string[] => pairs.flat();
@@ -162,14 +162,26 @@ describe('scanRequestHeaders: request id, forwarding chain, body', () => {
   });
 });
 
-describe('sanitizeResponseHeaders', () => {
-  it('keeps end-to-end headers, including repeated ones', () => {
-    const out = sanitizeResponseHeaders({ 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'], etag: '"x"', 'cache-control': 'no-store' });
-    expect(out).toEqual({ 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'], etag: '"x"', 'cache-control': 'no-store' });
+describe('appendResponseHeaders', () => {
+  /** The appended list as an object of name → value (or values, when repeated). */
+  const collected = (headers: Record<string, string | string[] | undefined>, ownRateLimit = false) => {
+    const out: Record<string, string | string[]> = {};
+    const list = appendResponseHeaders([], headers, ownRateLimit);
+    for (let i = 0; i < list.length; i += 2) {
+      const [n, v] = [list[i]!, list[i + 1]!];
+      const prev = out[n];
+      out[n] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    }
+    return out;
+  };
+
+  it('keeps end-to-end headers, repeated ones as repeated pairs', () => {
+    expect(appendResponseHeaders([], { 'set-cookie': ['a=1', 'b=2'], etag: '"x"' })).toEqual(['set-cookie', 'a=1', 'set-cookie', 'b=2', 'etag', '"x"']);
+    expect(collected({ 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'], etag: '"x"', 'cache-control': 'no-store' })).toEqual({ 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'], etag: '"x"', 'cache-control': 'no-store' });
   });
 
-  it('drops hop-by-hop headers and the upstream x-request-id (keygate sets its own)', () => {
-    const out = sanitizeResponseHeaders({
+  it('drops hop-by-hop headers, and those keygate sets itself (x-request-id, keygate-credential-expires)', () => {
+    const out = collected({
       connection: 'keep-alive',
       'keep-alive': 'timeout=5',
       'proxy-connection': 'keep-alive',
@@ -179,18 +191,25 @@ describe('sanitizeResponseHeaders', () => {
       upgrade: 'h2c',
       'proxy-authenticate': 'Basic',
       'x-request-id': 'upstream-id',
+      'keygate-credential-expires': '2000-01-01T00:00:00Z',
       'content-type': 'text/plain',
     });
     expect(out).toEqual({ 'content-type': 'text/plain' });
   });
 
   it('drops the headers the upstream names in Connection: one name, a list, or repeated headers', () => {
-    expect(sanitizeResponseHeaders({ connection: 'x-hop', 'x-hop': '1', 'x-keep': '2' })).toEqual({ 'x-keep': '2' });
-    expect(sanitizeResponseHeaders({ connection: 'close, X-A , x-b', 'x-a': '1', 'x-b': '2', 'x-keep': '3' })).toEqual({ 'x-keep': '3' });
-    expect(sanitizeResponseHeaders({ connection: ['x-a', 'x-b'], 'x-a': '1', 'x-b': '2', 'x-keep': '3' })).toEqual({ 'x-keep': '3' });
+    expect(collected({ connection: 'x-hop', 'x-hop': '1', 'x-keep': '2' })).toEqual({ 'x-keep': '2' });
+    expect(collected({ connection: 'close, X-A , x-b', 'x-a': '1', 'x-b': '2', 'x-keep': '3' })).toEqual({ 'x-keep': '3' });
+    expect(collected({ connection: ['x-a', 'x-b'], 'x-a': '1', 'x-b': '2', 'x-keep': '3' })).toEqual({ 'x-keep': '3' });
+  });
+
+  it("lets the upstream's RateLimit-* through only when keygate sets none", () => {
+    const upstream = { 'ratelimit-limit': '5', 'x-ratelimit-remaining': '1', 'x-keep': '1' };
+    expect(collected(upstream)).toEqual(upstream);
+    expect(collected(upstream, true)).toEqual({ 'x-keep': '1' });
   });
 
   it('skips undefined values', () => {
-    expect(sanitizeResponseHeaders({ 'x-a': undefined, 'x-b': '1' })).toEqual({ 'x-b': '1' });
+    expect(collected({ 'x-a': undefined, 'x-b': '1' })).toEqual({ 'x-b': '1' });
   });
 });

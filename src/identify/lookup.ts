@@ -1,0 +1,92 @@
+// Credential → entry, shared by the request path (identify/stage.ts) and the admin API
+// (admin/auth.ts), so both admit exactly the same callers.
+import { timingSafeEqual } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import type { ErrorCode } from '../errors/catalog.js';
+import { KeygateError, kgError } from '../errors/keygate-error.js';
+import { hashTokenBytes, parseToken } from '../store/token-format.js';
+import type { CredentialEntry, CredentialIndex } from './credential-index.js';
+import { peerOf, type PeerIdentity } from './peer-certificate.js';
+
+export interface Found {
+  /** Set as soon as the credential is known, also when it is refused (audited with its id). */
+  entry?: CredentialEntry;
+  peer?: PeerIdentity;
+  error?: KeygateError;
+}
+
+/**
+ * Shape, checksum and environment are checked before any lookup; then one map lookup by the
+ * token's SHA-256. The map already compared digests; the constant-time compare keeps the rule
+ * that anything derived from a secret is never compared with an early-exit comparison.
+ */
+export function lookupToken(index: CredentialIndex, environment: string | null, token: string): Found {
+  const parsed = parseToken(token);
+  if (!parsed.ok) return { error: kgError('KG_ERR_TOKEN_MALFORMED') };
+  if (parsed.environment !== environment) {
+    return {
+      error: new KeygateError(
+        'KG_ERR_TOKEN_WRONG_ENVIRONMENT',
+        parsed.environment
+          ? `The API token belongs to environment "${parsed.environment}"${environment ? `; this is "${environment}"` : '; this keygate has no environment'}.`
+          : `The API token has no environment; this is "${environment}".`,
+      ),
+    };
+  }
+  const digest = hashTokenBytes(token);
+  const entry = index.tokensByHash.get(digest.toString('hex'));
+  if (!entry || !entry.digest || !timingSafeEqual(entry.digest, digest)) return { error: kgError('KG_ERR_TOKEN_UNKNOWN') };
+  return { entry };
+}
+
+const PEER_ERRORS: Record<'missing' | 'untrusted' | 'expired' | 'revoked', ErrorCode> = {
+  missing: 'KG_ERR_CERT_MISSING',
+  untrusted: 'KG_ERR_CERT_UNTRUSTED',
+  expired: 'KG_ERR_CERT_EXPIRED',
+  revoked: 'KG_ERR_CERT_REVOKED',
+};
+
+/** The verified client certificate of this connection → its binding. */
+export function lookupCertificate(index: CredentialIndex, socket: TLSSocket, nowMs: number): Found {
+  const result = peerOf(socket);
+  if (!result.ok) return { error: kgError(PEER_ERRORS[result.reason]) };
+  const peer = result.peer;
+  // Verified at the handshake; a keep-alive connection can outlive the certificate.
+  if (peer.notAfterMs <= nowMs || peer.notBeforeMs > nowMs) return { peer, error: kgError('KG_ERR_CERT_EXPIRED') };
+  const entry = findBinding(index, peer);
+  if (!entry) return { peer, error: kgError('KG_ERR_CERT_UNBOUND') };
+  return { peer, entry };
+}
+
+/**
+ * The most specific binding decides: fingerprint, then an exact URI SAN, then a URI pattern
+ * (most specific pattern first, see store/uri-pattern.ts), then a DNS SAN, then the subject
+ * CN. There is no fall-through: when the deciding binding is ended or its account disabled,
+ * the request is refused even if a less specific binding would match. Ending the fingerprint
+ * binding of one leaked certificate must cut that certificate off, even while the account's
+ * CN or SPIFFE binding keeps admitting its successors.
+ */
+export function findBinding(index: CredentialIndex, peer: PeerIdentity): CredentialEntry | undefined {
+  const byFp = index.certByFingerprint.get(peer.fingerprint);
+  if (byFp) return byFp;
+  for (const u of peer.uris) {
+    const e = index.certByURI.get(u);
+    if (e) return e;
+  }
+  if (peer.uris.length) for (const p of index.certURIPatterns) for (const u of peer.uris) if (p.regex.test(u)) return p.entry;
+  for (const d of peer.dns) {
+    const e = index.certByDNS.get(d.toLowerCase());
+    if (e) return e;
+  }
+  if (peer.cn !== undefined) return index.certByCN.get(peer.cn);
+  return undefined;
+}
+
+/** A known credential admits its caller only while it and its account are live. */
+export function liveness(entry: CredentialEntry, nowMs: number): KeygateError | undefined {
+  if (entry.revoked) return kgError('KG_ERR_TOKEN_REVOKED');
+  if (entry.expiresMs !== null && entry.expiresMs <= nowMs) return kgError(entry.kind === 'token' ? 'KG_ERR_TOKEN_EXPIRED' : 'KG_ERR_CERT_BINDING_ENDED');
+  if (entry.account.disabled) return kgError('KG_ERR_ACCOUNT_DISABLED');
+  if (entry.account.endMs !== null && entry.account.endMs <= nowMs) return kgError('KG_ERR_ACCOUNT_ENDED');
+  return undefined;
+}

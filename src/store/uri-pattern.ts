@@ -7,6 +7,8 @@
 // credential index (identify/credential-index.ts).
 
 const SEGMENT = '(?!\\.\\.?(?:/|$))[^/]+';
+const MAX_SEGMENTS = 32;
+const MAX_GLOBSTARS = 2;
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Why `pattern` is not a usable URI binding pattern, or undefined when it is. */
@@ -18,6 +20,11 @@ export function uriPatternProblem(pattern: string): string | undefined {
   for (const seg of segments) {
     if (seg.includes('*') && seg !== '*' && seg !== '**') return `"${pattern}": "*" and "**" must be whole segments (between slashes)`;
   }
+  // Each "**" multiplies the work a backtracking match may do on a long URI; two are plenty for
+  // any trust-domain layout, and "**/**" says no more than "**".
+  if (segments.length > MAX_SEGMENTS) return `"${pattern}": a pattern has at most ${MAX_SEGMENTS} segments`;
+  if (segments.filter((s) => s === '**').length > MAX_GLOBSTARS) return `"${pattern}": at most ${MAX_GLOBSTARS} "**" in one pattern`;
+  if (segments.some((s, i) => s === '**' && segments[i + 1] === '**')) return `"${pattern}": "**/**" is the same as "**"; write it once`;
   return undefined;
 }
 

@@ -37,10 +37,21 @@ describe('URI binding patterns', () => {
     ['urn:example:*', /not for the scheme or a URN/],
     ['td/ns/*', /not a URI/],
     ['spiffe://td/a b/*', /spaces/],
+    ['spiffe://td/**/a/**/b/**', /at most 2 "\*\*"/],
+    ['spiffe://td/a/**/**/b', /the same as "\*\*"/],
+    [`spiffe://td/${'a/'.repeat(40)}*`, /at most 32 segments/],
   ])('refuses %s', (pattern, why) => {
     expect(uriPatternProblem(pattern)).toMatch(why);
     // A hand-edited store that holds one anyway matches nothing.
     expect(compileUriPattern(pattern).test('spiffe://td/ns/prod-x')).toBe(false);
+  });
+
+  it('matches a long URI against the widest pattern allowed without blowing up', () => {
+    // A backtracking matcher with unbounded "**" is polynomial in the segments; the bounds
+    // keep the worst case small. Bounded work, not a timing assertion: it has to finish.
+    const uri = 'spiffe://td/' + 'x/'.repeat(2_000) + 'y';
+    expect(compileUriPattern('spiffe://td/**/a/**/b').test(uri)).toBe(false);
+    expect(compileUriPattern('spiffe://td/**/x/**').test(uri)).toBe(true);
   });
 
   it('orders the most specific pattern first, then the earlier binding', () => {

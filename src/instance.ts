@@ -13,6 +13,7 @@ import type { TlsMaterial } from './listener/tls-material.js';
 import { createAuditSink, type AuditSink } from './observe/audit.js';
 import { createLogger, type Logger } from './observe/logger.js';
 import { KeygateMetrics } from './observe/metrics.js';
+import { createClientErrorHandler } from './pipeline/client-error.js';
 import { createRequestHandler, type PipelineState } from './pipeline/handler.js';
 import type { Runtime } from './pipeline/runtime.js';
 import { MemoryRateLimiter } from './ratelimit/limiter.js';
@@ -89,7 +90,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   const failureLimiter = new MemoryRateLimiter(50_000);
   const handler = createRequestHandler({ state, metrics, audit, limiter, failureLimiter, usage, logger, now });
   const holder: MaterialHolder = { material: built.material, prefix: built.runtime.clientAuthPrefix };
-  const listeners: Listeners = createListeners(config, holder, handler, (err) => logger.debug({ err: err.message }, 'TLS handshake failed'));
+  const listeners: Listeners = createListeners(config, holder, handler, (err) => logger.debug({ err: err.message }, 'TLS handshake failed'), createClientErrorHandler({ metrics, audit }));
   let ready = false;
 
   const exportExpiry = (rt: Runtime) => {

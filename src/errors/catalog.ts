@@ -15,6 +15,9 @@ const spec = (status: number, reason: string, title: string, detail: string, hin
 
 export const ERRORS = {
   // 400: the request itself
+  KG_ERR_MALFORMED_REQUEST: spec(400, 'malformed_request', 'Malformed request', 'The request is not valid HTTP/1.1.', 'Send a well-formed HTTP/1.1 request (request line, then headers, each ending in CRLF).'),
+  KG_ERR_REQUEST_TIMEOUT: spec(408, 'request_timeout', 'Request timeout', 'The request did not arrive in time.', 'Send the whole request without pausing; the limits are listen.limits.headersTimeout and requestTimeout.'),
+  KG_ERR_HEADERS_TOO_LARGE: spec(431, 'headers_too_large', 'Request headers too large', 'The request head is larger than this keygate accepts.', 'Send fewer or smaller headers; the limit is listen.limits.maxHeaderSize.'),
   KG_ERR_PATH_INVALID: spec(400, 'path_invalid', 'Malformed or ambiguous request path', 'The request path cannot be normalized unambiguously.', 'Send an origin-form path without encoded "/" or "\\", NUL, invalid percent-encoding or ".." above the root.'),
   // 401: who is calling
   KG_ERR_CREDENTIAL_MISSING: spec(401, 'credential_missing', 'Credential required', 'No API token was sent.', 'Send the token in the x-api-key header or as "Authorization: Bearer <token>".'),

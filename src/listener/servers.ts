@@ -8,6 +8,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { KeygateConfig } from '../config/schema.js';
+import type { ClientErrorHandler } from '../pipeline/client-error.js';
 import type { RequestHandler } from '../pipeline/handler.js';
 import { modeOfName } from './host-mode.js';
 import type { TlsMaterial } from './tls-material.js';
@@ -47,7 +48,13 @@ function applyLimits(server: https.Server, config: KeygateConfig): void {
   if (l.maxConnections > 0) server.maxConnections = l.maxConnections;
 }
 
-export function createListeners(config: KeygateConfig, holder: MaterialHolder, handler: RequestHandler, onTlsError: (err: Error, socket: Socket) => void): Listeners {
+export function createListeners(
+  config: KeygateConfig,
+  holder: MaterialHolder,
+  handler: RequestHandler,
+  onTlsError: (err: Error, socket: Socket) => void,
+  onClientError: ClientErrorHandler,
+): Listeners {
   const main = https.createServer(
     {
       ...serverOptions(config),
@@ -58,11 +65,13 @@ export function createListeners(config: KeygateConfig, holder: MaterialHolder, h
   );
   applyLimits(main, config);
   main.on('tlsClientError', onTlsError);
+  main.on('clientError', onClientError);
   let clientAuth: https.Server | undefined;
   if (config.listen.clientAuth.port !== null) {
     clientAuth = https.createServer({ ...serverOptions(config), ...holder.material.clientAuthOptions }, (req, res) => handler(req, res, 'clientauth'));
     applyLimits(clientAuth, config);
     clientAuth.on('tlsClientError', onTlsError);
+    clientAuth.on('clientError', onClientError);
   }
   return {
     main,

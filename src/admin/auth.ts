@@ -7,7 +7,8 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { ADMIN_SCOPE } from '../authorize/builtin.js';
 import { KeygateError, kgError } from '../errors/keygate-error.js';
-import { liveness, lookupCertificate, lookupToken, type Found } from '../identify/lookup.js';
+import { scanRequestHeaders } from '../forward/headers.js';
+import { liveness, lookupCertificate, lookupToken, presentedToken, type Found } from '../identify/lookup.js';
 import type { Runtime } from '../pipeline/runtime.js';
 
 export interface AdminIdentity {
@@ -21,37 +22,6 @@ export type AdminAuthResult =
   /** `identity` is set when the caller was identified but may not use the admin API. */
   | { ok: false; error: KeygateError; identity?: AdminIdentity };
 
-const BEARER = /^Bearer[ \t]+([^ \t]+)[ \t]*$/i;
-
-interface Presented {
-  token?: string;
-  ambiguous: boolean;
-}
-
-/** The token in x-api-key or Authorization: Bearer; more than one credential is ambiguous. */
-function presentedToken(req: IncomingMessage): Presented {
-  let apiKey: string | undefined;
-  let authorization: string | undefined;
-  let apiKeys = 0;
-  let authorizations = 0;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (name === 'x-api-key') {
-      apiKeys++;
-      apiKey = raw[i + 1]!.trim();
-    } else if (name === 'authorization') {
-      authorizations++;
-      authorization = raw[i + 1]!;
-    }
-  }
-  if (apiKeys > 1 || authorizations > 1) return { ambiguous: true };
-  const bearer = authorization !== undefined ? BEARER.exec(authorization)?.[1] : undefined;
-  if (apiKey !== undefined && bearer !== undefined && bearer !== apiKey) return { ambiguous: true };
-  const token = apiKey ?? bearer;
-  return { token: token === '' ? undefined : token, ambiguous: false };
-}
-
 /** On the admin listener no client certificate at all means "no credential", not a 401 for the certificate. */
 function adminCertificate(rt: Runtime, socket: TLSSocket, nowMs: number): Found {
   const found = lookupCertificate(rt.credentials, socket, nowMs);
@@ -64,8 +34,8 @@ function adminCertificate(rt: Runtime, socket: TLSSocket, nowMs: number): Found 
  * caller chose for this request, a certificate may be sent by the client library anyway.
  */
 export function authenticateAdmin(req: IncomingMessage, rt: Runtime, nowMs: number): AdminAuthResult {
-  const presented = presentedToken(req);
-  if (presented.ambiguous) return { ok: false, error: kgError('KG_ERR_CREDENTIAL_AMBIGUOUS') };
+  const presented = presentedToken(scanRequestHeaders(req.rawHeaders), 'ambiguous');
+  if (presented.error) return { ok: false, error: presented.error };
   const socket = req.socket as TLSSocket;
   const tls = socket.encrypted === true;
   let found: Found;

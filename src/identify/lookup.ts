@@ -4,9 +4,32 @@ import { timingSafeEqual } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { ErrorCode } from '../errors/catalog.js';
 import { KeygateError, kgError } from '../errors/keygate-error.js';
+import type { ScannedHeaders } from '../forward/headers.js';
 import { hashTokenBytes, parseToken } from '../store/token-format.js';
 import type { CredentialEntry, CredentialIndex } from './credential-index.js';
 import { peerOf, type PeerIdentity } from './peer-certificate.js';
+
+const BEARER = /^Bearer[ \t]+([^ \t]+)[ \t]*$/i;
+
+/**
+ * The one API token a request presents, from x-api-key or Authorization: Bearer. Either header
+ * twice, or two different tokens, is ambiguous; none is `{}`. `foreignBearer` says what a
+ * Bearer value that is not a keygate token means next to x-api-key: on the public listener it
+ * may be the upstream's own credential and travels on ('upstream'); on the admin listener,
+ * which forwards nothing, it can only be a second credential ('ambiguous').
+ */
+export function presentedToken(h: Pick<ScannedHeaders, 'apiKey' | 'apiKeyCount' | 'authorization' | 'authorizationCount'>, foreignBearer: 'upstream' | 'ambiguous'): { token?: string; error?: KeygateError } {
+  if (h.apiKeyCount > 1 || h.authorizationCount > 1) return { error: kgError('KG_ERR_CREDENTIAL_AMBIGUOUS') };
+  const bearer = h.authorization !== undefined ? BEARER.exec(h.authorization)?.[1] : undefined;
+  let token: string | undefined;
+  if (h.apiKey !== undefined) {
+    token = h.apiKey.trim();
+    if (bearer !== undefined && bearer !== token && (foreignBearer === 'ambiguous' || bearer.startsWith('kg_'))) return { error: kgError('KG_ERR_CREDENTIAL_AMBIGUOUS') };
+  } else {
+    token = bearer;
+  }
+  return token ? { token } : {};
+}
 
 export interface Found {
   /** Set as soon as the credential is known, also when it is refused (audited with its id). */

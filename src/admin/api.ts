@@ -10,7 +10,7 @@
 // admin.read for a read, admin.denied for a refused caller and admin.failed for a refused
 // request. A new token's secret appears in the response body of the call that created it and
 // nowhere else.
-import { createHash, randomUUID, X509Certificate } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { SourceError } from '../config/source.js';
@@ -18,10 +18,12 @@ import { parseDuration } from '../config/units.js';
 import { KeygateError } from '../errors/keygate-error.js';
 import type { ErrorCode } from '../errors/catalog.js';
 import { writeProblem } from '../errors/problem.js';
+import { isSaneRequestId } from '../forward/headers.js';
+import { clientAddress } from '../listener/client-address.js';
 import type { AdminApiContext } from '../instance.js';
 import { MemoryRateLimiter } from '../ratelimit/limiter.js';
 import { LockTimeoutError } from '../store/atomic-file.js';
-import { bindCertificate, unbindCertificate } from '../store/cert-operations.js';
+import { bindCertificate, certificateFacts, unbindCertificate } from '../store/cert-operations.js';
 import {
   accountDetail,
   accountView,
@@ -34,7 +36,7 @@ import {
   findToken,
   listTokens,
   OperationError,
-  parseExpiry,
+  parseOptionalExpiry,
   parseTokenFilter,
   restoreToken,
   revokeToken,
@@ -52,7 +54,6 @@ import type { AdminApiHandler } from './server.js';
 export const ADMIN_API_PREFIX = '/admin/v1/';
 /** Largest request body the admin API reads; every valid body is far smaller. */
 export const MAX_BODY_BYTES = 64 * 1024;
-const SANE_REQUEST_ID = /^[A-Za-z0-9._:+=/-]{1,128}$/;
 
 /** A refusal of the request itself, answered as problem+json. */
 class ApiError extends Error {
@@ -164,10 +165,7 @@ async function mutate<T>(call: Call, fn: (data: StoreData) => T): Promise<T> {
   return call.ctx.store.update(fn);
 }
 
-function expiry(text: string | null | undefined, nowMs: number): string | null {
-  if (text === undefined || text === null || text === 'never') return null;
-  return parseExpiry(text, new Date(nowMs));
-}
+const expiry = (text: string | null | undefined, nowMs: number): string | null => parseOptionalExpiry(text, new Date(nowMs));
 
 function certificateFromPem(pem: string): { fingerprint: string; serial: string; notAfter: string } {
   let x: X509Certificate;
@@ -176,7 +174,7 @@ function certificateFromPem(pem: string): { fingerprint: string; serial: string;
   } catch {
     throw bad('certificate is not a PEM X.509 certificate');
   }
-  return { fingerprint: createHash('sha256').update(x.raw).digest('hex'), serial: x.serialNumber.toLowerCase(), notAfter: new Date(x.validTo).toISOString() };
+  return certificateFacts(x);
 }
 
 const routes: Route[] = [
@@ -486,9 +484,8 @@ export function mountAdminApi(ctx: AdminApiContext): AdminApiHandler {
 
   return (req, res) => {
     const rawId = req.headers['x-request-id'];
-    const requestId = typeof rawId === 'string' && SANE_REQUEST_ID.test(rawId) ? rawId : randomUUID();
-    const rawIp = req.socket.remoteAddress ?? '';
-    const clientIp = rawIp.startsWith('::ffff:') ? rawIp.slice(7) : rawIp;
+    const requestId = typeof rawId === 'string' && isSaneRequestId(rawId) ? rawId : randomUUID();
+    const clientIp = clientAddress(req.socket.remoteAddress);
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     const path = url.split('?', 1)[0]!;

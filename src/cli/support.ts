@@ -87,6 +87,16 @@ export function writeCliAudit(output: string, entry: ManagementAudit, io: Io): v
   }
 }
 
+/** Parses a flag value with a store-layer parser: its refusal is a usage error (exit 2). */
+export function usage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof OperationError) throw new CliError(err.message, 2);
+    throw err;
+  }
+}
+
 /** Runs a store operation, turning its errors into CLI errors. */
 export async function mutate<T>(m: Management, fn: (data: Parameters<Parameters<FileStore['update']>[0]>[0]) => T): Promise<T> {
   try {

@@ -29,6 +29,11 @@ const DROP_REQUEST = new Set([
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:+=/-]{1,128}$/;
 
+/** A client's x-request-id is kept only when it is short and plain enough to log and echo. */
+export function isSaneRequestId(value: string): boolean {
+  return SANE_REQUEST_ID.test(value);
+}
+
 export function scanRequestHeaders(raw: readonly string[]): ScannedHeaders {
   const forward: string[] = [];
   let apiKey: string | undefined;
@@ -52,7 +57,7 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedHeaders {
         authorization = value;
         continue;
       case 'x-request-id':
-        if (requestId === undefined && SANE_REQUEST_ID.test(value)) requestId = value;
+        if (requestId === undefined && isSaneRequestId(value)) requestId = value;
         continue;
       case 'x-forwarded-for':
         forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;

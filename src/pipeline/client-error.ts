@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../errors/catalog.js';
 import { kgError } from '../errors/keygate-error.js';
 import { problemBody } from '../errors/problem.js';
+import { clientAddress } from '../listener/client-address.js';
 import type { AuditSink } from '../observe/audit.js';
 import type { KeygateMetrics } from '../observe/metrics.js';
 
@@ -37,7 +38,6 @@ export function createClientErrorHandler(deps: { metrics: KeygateMetrics; audit:
         `cache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
     );
     deps.metrics.observeRequest('', '', 'bad_request', 0);
-    const ip = (socket as Duplex & { remoteAddress?: string }).remoteAddress ?? '';
     deps.audit.request({
       requestId,
       account: null,
@@ -50,7 +50,7 @@ export function createClientErrorHandler(deps: { metrics: KeygateMetrics; audit:
       decision: 'deny',
       reason: e.code,
       durationMs: 0,
-      clientIp: ip.startsWith('::ffff:') ? ip.slice(7) : ip,
+      clientIp: clientAddress((socket as Duplex & { remoteAddress?: string }).remoteAddress),
     });
   };
 }

@@ -13,6 +13,7 @@ import { scanRequestHeaders } from '../forward/headers.js';
 import { matchRoute } from '../forward/routes.js';
 import { forward, type ForwardResult } from '../forward/stage.js';
 import { identify } from '../identify/stage.js';
+import { clientAddress } from '../listener/client-address.js';
 import { hostName, modeOfName } from '../listener/host-mode.js';
 import type { AuditSink } from '../observe/audit.js';
 import type { Logger } from '../observe/logger.js';
@@ -204,7 +205,6 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
     const headers = scanRequestHeaders(req.rawHeaders);
     const requestId = headers.requestId ?? randomUUID();
     const host = req.headers.host ?? '';
-    const rawIp = socket.remoteAddress ?? '';
     const ctx: RequestContext = {
       req,
       res,
@@ -212,7 +212,7 @@ export function createRequestHandler(deps: PipelineDeps): RequestHandler {
       startedAt: performance.now(),
       nowMs: now(),
       requestId,
-      clientIp: rawIp.startsWith('::ffff:') ? rawIp.slice(7) : rawIp,
+      clientIp: clientAddress(socket.remoteAddress),
       mode,
       host,
       method: req.method ?? 'GET',

@@ -1,5 +1,6 @@
 // Certificate bindings: how a verified client certificate maps to a service account. Shared by
 // the CLI (`keygate cert …`) and the admin API.
+import { createHash, type X509Certificate } from 'node:crypto';
 import { accountScopes } from './check.js';
 import { newId } from './token-format.js';
 import { uriPatternProblem } from './uri-pattern.js';
@@ -51,6 +52,11 @@ function isoOrNull(what: string, v: string | null | undefined): string | null {
   const ms = Date.parse(v);
   if (!Number.isFinite(ms)) throw new OperationError('invalid', `invalid ${what} "${v}"`);
   return new Date(ms).toISOString();
+}
+
+/** What a fingerprint binding records of a certificate: SHA-256 of the DER, serial, notAfter. */
+export function certificateFacts(x: X509Certificate): { fingerprint: string; serial: string; notAfter: string } {
+  return { fingerprint: createHash('sha256').update(x.raw).digest('hex'), serial: x.serialNumber.toLowerCase(), notAfter: new Date(x.validTo).toISOString() };
 }
 
 export function bindCertificate(data: StoreData, input: BindingInput, ctx: OpContext): CertBindingRecord {

@@ -52,6 +52,12 @@ export function parseExpiry(text: string, now: Date): string {
   return new Date(at).toISOString();
 }
 
+/** An optional expiry as the CLI and the admin API take it: absent, null or "never" is no end. */
+export function parseOptionalExpiry(text: string | null | undefined, now: Date): string | null {
+  if (text === undefined || text === null || text === 'never') return null;
+  return parseExpiry(text, now);
+}
+
 function checkDay(day: string): string {
   if (!DAY.test(day) || Number.isNaN(Date.parse(`${day}T00:00:00Z`)) || new Date(`${day}T00:00:00Z`).toISOString().slice(0, 10) !== day) {
     throw invalid(`invalid end date "${day}": use YYYY-MM-DD`);

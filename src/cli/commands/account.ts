@@ -62,12 +62,7 @@ export const registerAccount: Register = (program, io, env) => {
       const name = nameOf(positional, opts);
       const m = openManagement(opts.config, io, env);
       const [data, used] = await Promise.all([m.store.read(), m.store.readUsage()]);
-      let a: AccountRecord;
-      try {
-        a = findAccount(data, name);
-      } catch (err) {
-        throw new CliError((err as Error).message);
-      }
+      const a = findAccount(data, name);
       const detail = accountDetail(a, data, used, m.config, Date.now());
       if (opts.json) {
         io.out(JSON.stringify(detail, null, 2) + '\n');

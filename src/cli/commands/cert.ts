@@ -1,16 +1,16 @@
 // keygate cert issue | bind | list | unbind — client certificates of service accounts. A
 // binding maps a verified client certificate to an account, by fingerprint (one certificate)
 // or by a name the trusted CA vouches for (subject CN, DNS SAN, URI SAN / SPIFFE ID pattern).
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { pemCertificates } from '../../listener/tls-material.js';
 import { issueAccountCertificate } from '../../pki/account-certificate.js';
-import { bindCertificate, unbindCertificate, type BindingInput } from '../../store/cert-operations.js';
-import { bindingStatus, OperationError, parseExpiry } from '../../store/operations.js';
+import { bindCertificate, certificateFacts, unbindCertificate, type BindingInput } from '../../store/cert-operations.js';
+import { bindingStatus, parseOptionalExpiry } from '../../store/operations.js';
 import type { CertBindingRecord, CertMatch, UsageMap } from '../../store/types.js';
 import type { Register } from '../program.js';
-import { CliError, collect, mutate, openManagement, parseFormat, render, withConfigOption, type Management } from '../support.js';
+import { CliError, collect, mutate, usage, openManagement, parseFormat, render, withConfigOption, type Management } from '../support.js';
 
 /** Paths under the working folder print relative (shorter to paste), others absolute. */
 function rel(file: string): string {
@@ -42,14 +42,7 @@ export function bindingRow(c: CertBindingRecord, usage: UsageMap, nowMs: number)
 
 export const BINDING_COLUMNS = ['id', 'account', 'match', 'value', 'nickname', 'status', 'scopes', 'policy', 'createdAt', 'endDate', 'notAfter', 'lastUsedAt'];
 
-function endDateOption(text: string | undefined): string | null {
-  if (text === undefined || text === 'never') return null;
-  try {
-    return parseExpiry(text, new Date());
-  } catch (err) {
-    throw new CliError((err as OperationError).message, 2);
-  }
-}
+const endDateOption = (text: string | undefined): string | null => usage(() => parseOptionalExpiry(text, new Date()));
 
 /** A certificate file in PEM (the first certificate, i.e. the leaf of a chain) or DER. */
 function readCertificate(file: string): X509Certificate {
@@ -105,13 +98,7 @@ export const registerCert: Register = (program, io, env) => {
     .action(async (opts: { config: string; account: string; out: string; days: string; p12?: boolean; nickname?: string; scope?: string[]; policy?: string; force?: boolean; json?: boolean }) => {
       if (!/^\d+$/.test(opts.days)) throw new CliError(`invalid --days "${opts.days}": a whole number of days`, 2);
       const m = openManagement(opts.config, io, env);
-      let r;
-      try {
-        r = await issueAccountCertificate(m.config, m.store, { account: opts.account, days: Number(opts.days), outDir: opts.out, p12: opts.p12, nickname: opts.nickname, scopes: opts.scope ?? null, policy: opts.policy ?? null, force: opts.force });
-      } catch (err) {
-        if (err instanceof OperationError) throw new CliError(err.message);
-        throw err;
-      }
+      const r = await issueAccountCertificate(m.config, m.store, { account: opts.account, days: Number(opts.days), outDir: opts.out, p12: opts.p12, nickname: opts.nickname, scopes: opts.scope ?? null, policy: opts.policy ?? null, force: opts.force });
       m.audit({ event: 'cert.issued', target: r.binding.id, account: r.binding.account, serial: r.issued.serial, notAfter: r.binding.notAfter, p12: Boolean(r.p12) });
       if (opts.json) {
         io.out(JSON.stringify({ ...bindingRow(r.binding, {}, Date.now()), fingerprint: r.issued.fingerprint, certFile: r.certFile, keyFile: r.keyFile, ...(r.p12 ? { p12File: r.p12.file, p12Password: r.p12.password } : {}) }, null, 2) + '\n');
@@ -152,9 +139,10 @@ export const registerCert: Register = (program, io, env) => {
         const x = readCertificate(opts.file);
         if (Date.parse(x.validTo) <= Date.now()) throw new CliError(`${opts.file} expired at ${new Date(x.validTo).toISOString()}; bind a current certificate`);
         if (x.ca) throw new CliError(`${opts.file} is a CA certificate; bind the client certificate it issued (or add the CA to listen.clientAuth.ca and bind by --cn/--uri/--dns)`);
-        input.value = createHash('sha256').update(x.raw).digest('hex');
-        input.serial = x.serialNumber.toLowerCase();
-        input.notAfter = new Date(x.validTo).toISOString();
+        const facts = certificateFacts(x);
+        input.value = facts.fingerprint;
+        input.serial = facts.serial;
+        input.notAfter = facts.notAfter;
         if (!input.nickname) input.nickname = x.subject.replace(/\n/g, ', ').slice(0, 128);
         note = trustNote(m, x);
       }

@@ -4,7 +4,7 @@
 // work as pasted.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, relative } from 'node:path';
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { mountAdminApi } from '../../admin/api.js';
 import { createStore } from '../../build.js';
 import { loadConfig } from '../../config/load.js';
@@ -15,6 +15,7 @@ import { startKeygate } from '../../instance.js';
 import { pemCertificates } from '../../listener/tls-material.js';
 import { issueAccountCertificate } from '../../pki/account-certificate.js';
 import { initDevPki } from '../../pki/dev-pki.js';
+import { certificateFacts } from '../../store/cert-operations.js';
 import { createAccount, createToken, deleteToken } from '../../store/operations.js';
 import type { FileStore } from '../../store/file-store.js';
 import type { Register } from '../program.js';
@@ -51,7 +52,7 @@ async function ensureDemoCredentials(config: KeygateConfig, store: FileStore, ce
   const keyFile = `${certDir}/demo.key`;
   if (existsSync(certFile) && existsSync(keyFile)) {
     const x = new X509Certificate(readFileSync(certFile));
-    const fp = createHash('sha256').update(x.raw).digest('hex');
+    const fp = certificateFacts(x).fingerprint;
     const data = await store.read();
     // Reuse it only while it would still work: current, bound, and issued by today's client CA
     // (a `certs init --force` replaces the CA and orphans the old demo certificate).

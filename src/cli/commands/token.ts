@@ -5,8 +5,7 @@ import {
   deleteToken,
   findToken,
   listTokens,
-  OperationError,
-  parseExpiry,
+  parseOptionalExpiry,
   parseTokenFilter,
   restoreToken,
   revokeToken,
@@ -17,22 +16,10 @@ import {
 } from '../../store/operations.js';
 import type { StoreData, TokenRecord } from '../../store/types.js';
 import type { Register } from '../program.js';
-import { CliError, collect, mutate, openManagement, parseFormat, render, renderFields, withConfigOption, type Io, type Management } from '../support.js';
+import { CliError, collect, mutate, usage, openManagement, parseFormat, render, renderFields, withConfigOption, type Io, type Management } from '../support.js';
 
 /** A flag the user typed wrong is a usage error (exit 2), not a failed operation. */
-function usage<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof OperationError) throw new CliError(err.message, 2);
-    throw err;
-  }
-}
-
-function expiryOption(text: string | undefined, now: Date): string | null {
-  if (text === undefined || text === 'never') return null;
-  return usage(() => parseExpiry(text, now));
-}
+const expiryOption = (text: string | undefined, now: Date): string | null => usage(() => parseOptionalExpiry(text, now));
 
 /**
  * The secret goes to stdout alone (or inside the --json object) and nowhere else: not to
@@ -86,12 +73,7 @@ export const registerToken: Register = (program, io, env) => {
     .action(async (id: string, opts: { config: string; json?: boolean }) => {
       const m = openManagement(opts.config, io, env);
       const [data, used] = await Promise.all([m.store.read(), m.store.readUsage()]);
-      let t: TokenRecord;
-      try {
-        t = findToken(data, id);
-      } catch (err) {
-        throw new CliError((err as Error).message);
-      }
+      const t = findToken(data, id);
       const view = tokenView(t, data, used, m.config, Date.now());
       io.out(opts.json ? JSON.stringify(view, null, 2) + '\n' : renderFields(view));
     });

@@ -1,13 +1,11 @@
-// Keyed rate limiters. The memory limiter keeps buckets in a bounded LRU: an evicted bucket
-// comes back full, which errs towards admitting, never towards unbounded memory. A Redis
-// limiter (several replicas) implements the same interface.
+// The in-memory limiter: buckets in a bounded LRU. An evicted bucket comes back full, which
+// errs towards admitting, never towards unbounded memory. Other backends (Redis for a fleet,
+// the coordinator for workers) implement the same RateLimiter contract.
 import { LRUCache } from 'lru-cache';
-import { fullBucket, takeToken, type BucketPolicy, type BucketState, type TakeResult } from './token-bucket.js';
+import type { RateLimiter } from '../vocabulary/limits.js';
+import { fullBucket, peekToken, takeToken, type BucketPolicy, type BucketState, type TakeResult } from './token-bucket.js';
 
-export interface RateLimiter {
-  take(key: string, policy: BucketPolicy, nowMs: number): TakeResult | Promise<TakeResult>;
-  close(): Promise<void>;
-}
+export type { RateLimiter };
 
 export class MemoryRateLimiter implements RateLimiter {
   private readonly buckets: LRUCache<string, BucketState>;
@@ -22,6 +20,11 @@ export class MemoryRateLimiter implements RateLimiter {
     let state = this.buckets.get(k);
     if (!state) this.buckets.set(k, (state = fullBucket(policy, nowMs)));
     return takeToken(state, policy, nowMs);
+  }
+
+  peek(key: string, policy: BucketPolicy, nowMs: number): TakeResult {
+    const state = this.buckets.peek(policy.name + '\u0000' + key) ?? fullBucket(policy, nowMs);
+    return peekToken(state, policy, nowMs);
   }
 
   get size(): number {

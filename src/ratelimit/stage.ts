@@ -3,7 +3,7 @@
 import { KeygateError } from '../errors/keygate-error.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { RateLimiter } from './limiter.js';
-import type { TakeResult } from './token-bucket.js';
+import type { LimitAnswer } from '../vocabulary/limits.js';
 
 export function limitStage(limiter: RateLimiter) {
   return function limit(ctx: RequestContext): KeygateError | undefined | Promise<KeygateError | undefined> {
@@ -15,7 +15,9 @@ export function limitStage(limiter: RateLimiter) {
   };
 }
 
-function apply(ctx: RequestContext, r: TakeResult): KeygateError | undefined {
+function apply(ctx: RequestContext, r: LimitAnswer): KeygateError | undefined {
+  // failMode closed and the shared store unreachable: refuse rather than admit unlimited.
+  if (r.unavailable) return new KeygateError('KG_ERR_STORE_UNAVAILABLE', undefined, { 'retry-after': String(r.retryAfterSec) });
   // The headers are written with the answer (forward/stage.ts, or the problem writer), in the
   // same writeHead call as everything else.
   ctx.limit = r;
@@ -24,7 +26,7 @@ function apply(ctx: RequestContext, r: TakeResult): KeygateError | undefined {
 }
 
 /** RateLimit-* (IETF draft) and the older X-RateLimit-* that existing clients read. */
-export function appendRateLimitHeaders(out: string[], r: TakeResult): void {
+export function appendRateLimitHeaders(out: string[], r: import('../vocabulary/limits.js').TakeResult): void {
   const limit = String(r.limit);
   const remaining = String(r.remaining);
   const reset = String(r.resetSec);

@@ -1,31 +1,13 @@
 // Token bucket (pure; the caller passes the clock). A bucket holds up to `burst` tokens and
 // refills at `ratePerMs`; a request takes one. Buckets start full.
 
-export interface BucketPolicy {
-  /** Policy name from keygate.yaml, or a built-in name. */
-  readonly name: string;
-  readonly ratePerMs: number;
-  readonly burst: number;
-  readonly per: 'credential' | 'account';
-  /** As written ("10/s"), for explain and logs. */
-  readonly rateText: string;
-}
+import type { BucketPolicy, TakeResult } from '../vocabulary/limits.js';
+
+export type { BucketPolicy, TakeResult };
 
 export interface BucketState {
   tokens: number;
   updatedMs: number;
-}
-
-export interface TakeResult {
-  allowed: boolean;
-  /** Bucket size (RateLimit-Limit). */
-  limit: number;
-  /** Whole tokens left after this request (RateLimit-Remaining). */
-  remaining: number;
-  /** Seconds until the bucket is full again (RateLimit-Reset). */
-  resetSec: number;
-  /** When refused: seconds until one token is back (Retry-After), at least 1. */
-  retryAfterSec: number;
 }
 
 /**
@@ -55,4 +37,18 @@ export function takeToken(state: BucketState, policy: BucketPolicy, nowMs: numbe
 
 export function fullBucket(policy: BucketPolicy, nowMs: number): BucketState {
   return { tokens: policy.burst, updatedMs: nowMs };
+}
+
+/** What a take would see, without changing `state`: allowed when a token is there to take. */
+export function peekToken(state: Readonly<BucketState>, policy: BucketPolicy, nowMs: number): TakeResult {
+  const tokens = Math.min(policy.burst, state.tokens + Math.max(0, nowMs - state.updatedMs) * policy.ratePerMs);
+  const allowed = tokens >= 1 - EPSILON;
+  const missing = Math.max(0, policy.burst - tokens - EPSILON);
+  return {
+    allowed,
+    limit: policy.burst,
+    remaining: Math.floor(tokens + EPSILON),
+    resetSec: Math.ceil(missing / policy.ratePerMs / 1000),
+    retryAfterSec: allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / policy.ratePerMs / 1000)),
+  };
 }

@@ -9,7 +9,8 @@ import { parseYamlText, SourceError, type Problem, type YamlSource } from '../co
 import { validateSource } from '../config/validate.js';
 import { withFileLock, writeFileAtomic } from './atomic-file.js';
 import { storeSchema } from './schema.js';
-import { emptyStore, type CredentialStore, type StoreChangeListener, type StoreData, type UsageMap } from './types.js';
+import { diffStoreData } from './diff.js';
+import { emptyStore, type CredentialStore, type StoreData, type StoreFeed, type UsageMap } from './types.js';
 
 const HEADER = ' keygate credential store. Managed by `keygate account|token|cert` and the admin API.\n Holds no secret: tokens are stored as SHA-256 hashes only.';
 
@@ -24,6 +25,7 @@ export function usageFileFor(file: string): string {
 }
 
 export class FileStore implements CredentialStore {
+  readonly kind = 'file' as const;
   readonly usageFile: string;
 
   constructor(readonly file: string) {
@@ -64,8 +66,32 @@ export class FileStore implements CredentialStore {
     });
   }
 
-  watch(onChange: StoreChangeListener): () => void {
-    return watchFile(this.file, onChange);
+  /**
+   * Re-reads the file when it changes and reports the difference to the last version read. The
+   * revision counts the versions this process has seen: the file itself keeps none.
+   */
+  follow(feed: StoreFeed): () => void {
+    let last: StoreData | undefined;
+    let revision = 0;
+    let stopped = false;
+    let reading: Promise<void> = Promise.resolve();
+    const read = () =>
+      (reading = reading.then(async () => {
+        if (stopped) return;
+        const { data, problems } = await this.readSource();
+        if (stopped) return;
+        if (!data) return feed.onRejected?.(problems);
+        revision++;
+        if (!last) feed.onSnapshot(data, revision);
+        else feed.onChanges(diffStoreData(last, data), revision);
+        last = data;
+      }));
+    void read();
+    const unwatch = watchFile(this.file, () => void read());
+    return () => {
+      stopped = true;
+      unwatch();
+    };
   }
 
   async readUsage(): Promise<UsageMap> {

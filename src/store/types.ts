@@ -72,19 +72,52 @@ export function emptyStore(): StoreData {
 /** Last-use times by credential id (epoch milliseconds). */
 export type UsageMap = Record<string, number>;
 
-export type StoreChangeListener = () => void;
+/** One record written or removed. Keys: the account name, the token id, the binding id. */
+export type StoreChange =
+  | { readonly op: 'put'; readonly kind: 'account'; readonly record: AccountRecord }
+  | { readonly op: 'put'; readonly kind: 'token'; readonly record: TokenRecord }
+  | { readonly op: 'put'; readonly kind: 'certificate'; readonly record: CertBindingRecord }
+  | { readonly op: 'delete'; readonly kind: 'account' | 'token' | 'certificate'; readonly key: string };
+
+/** A problem a backend found in data it read (a hand edit that does not validate). */
+export interface StoreProblem {
+  file: string;
+  line: number;
+  col: number;
+  message: string;
+}
 
 /**
- * Where accounts and credentials live. The embedded default is the YAML file store; a Redis
- * store implements the same contract for several replicas. Reads return a validated copy;
- * `update` runs read-modify-write atomically (a lock, then an atomic replace).
+ * What a running proxy is told by the store it follows. A backend first delivers a snapshot,
+ * then changes in revision order; after a gap it cannot bridge (a reconnect that outlived the
+ * change log, a file replaced by hand) it delivers a snapshot again. Revisions only grow.
+ */
+export interface StoreFeed {
+  /** The whole inventory as of `revision`. */
+  onSnapshot(data: StoreData, revision: number): void;
+  /** The changes that took the inventory from the previous revision to `revision`. */
+  onChanges(changes: readonly StoreChange[], revision: number): void;
+  /** New data was read but refused; the previous state keeps serving. */
+  onRejected?(problems: readonly StoreProblem[]): void;
+  /** The store became reachable (true) or unreachable (false); shared stores only. */
+  onStatus?(up: boolean, detail?: string): void;
+}
+
+/**
+ * Where accounts and credentials live: the YAML file store (the embedded default) or Redis
+ * (several replicas). Reads return a validated copy; `update` runs read-modify-write
+ * atomically, also against writers in other processes and on other hosts. Only
+ * store/factory.ts constructs one; everything else takes this interface.
  */
 export interface CredentialStore {
+  readonly kind: 'file' | 'redis';
+  /** For logs and error messages: "file /etc/keygate/credentials.yaml", "redis 10.0.0.5:6379/0". */
   readonly description: string;
   read(): Promise<StoreData>;
-  update<T>(mutate: (data: StoreData) => T): Promise<T>;
-  /** Calls back (debounced) when another process changed the data. Returns an unsubscribe. */
-  watch(onChange: StoreChangeListener): () => void;
+  /** Applies `mutate` to the current data and persists the result, atomically; returns what it returned. */
+  update<T>(mutate: (data: StoreData) => T, meta?: { actor?: string }): Promise<T>;
+  /** Follows changes made by anyone (snapshot first). Returns an unsubscribe. */
+  follow(feed: StoreFeed): () => void;
   readUsage(): Promise<UsageMap>;
   /** Merges these last-use times into the persisted ones (keeps the later of each). */
   writeUsage(usage: UsageMap): Promise<void>;

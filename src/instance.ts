@@ -1,24 +1,45 @@
-// A running keygate: listeners, admin server, watchers and reload, built from one config file.
-// No signals and no process.exit here (that is main.ts, the process shell), so tests can run
-// instances in-process with their own logger, audit sink and metrics registry.
+// A running keygate, composed from one config file: listeners, the request handler and its
+// compiled chains, the credential store it follows, certificate sources, the admin server,
+// watchers and reload. No signals and no process.exit here (that is main.ts, the process
+// shell), so tests can run instances in-process with their own logger, audit sink, metrics
+// registry and clock.
+//
+// State changes in three independent ways, each an atomic swap that keeps the old state when
+// the new one is refused: the inventory (the store's feed, change by change), the TLS material
+// (each certificate source on its own), and keygate.yaml (everything compiled again).
+// One module because it is the composition root: each part above is built elsewhere and only
+// wired here, and the order of start, reload and drain reads best in one place.
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Registry } from 'prom-client';
+import type { AdminApiContext } from './admin/context.js';
 import { createAdminServer, type AdminApiHandler } from './admin/server.js';
-import { buildAll, indexStore, loadMaterial, type Built } from './build.js';
+import { loadConfig } from './config/load.js';
+import type { KeygateConfig } from './config/schema.js';
 import { formatProblem, SourceError, type Problem } from './config/source.js';
-import { UpstreamPools } from './forward/upstream.js';
+import { watchFile } from './config/watch-file.js';
+import { UpstreamPools } from './forward/upstream-pools.js';
+import { expiryStage } from './identify/expiry-notice.js';
 import { createListeners, type Listeners, type MaterialHolder } from './listener/servers.js';
-import type { TlsMaterial } from './listener/tls-material.js';
+import { createParserRefusalHandler } from './listener/parser-refusals.js';
+import { TlsMaterialError } from './listener/tls-material.js';
+import type { TlsSources } from './listener/tls-sources.js';
 import { createAuditSink, type AuditSink } from './observe/audit.js';
+import { exportCertificateExpiry, exportCredentialExpiry } from './observe/inventory-metrics.js';
 import { createLogger, type Logger } from './observe/logger.js';
 import { KeygateMetrics } from './observe/metrics.js';
-import { createClientErrorHandler } from './pipeline/client-error.js';
-import { createRequestHandler, type PipelineState } from './pipeline/handler.js';
-import type { Runtime } from './pipeline/runtime.js';
+import { compilePipeline, type CompiledPipeline } from './pipeline/compile.js';
+import { createRequestHandler } from './pipeline/handler.js';
 import { MemoryRateLimiter } from './ratelimit/limiter.js';
-import { watchFile, type FileStore } from './store/file-store.js';
+import { prepareConfig, restartOnlyChanges } from './runtime/build.js';
+import { pipelineSpec, type CompiledConfig } from './runtime/compile.js';
+import { Inventory } from './runtime/inventory.js';
+import { explainRuntime, type ExplainRuntime } from './runtime/explain-runtime.js';
+import { checkStoreData } from './store/check.js';
+import { createStore } from './store/factory.js';
+import type { CredentialStore } from './store/types.js';
 import { UsageTracker } from './store/usage-tracker.js';
+import type { CredentialIndex } from './vocabulary/principal.js';
 
 export interface StartOptions {
   configFile: string;
@@ -31,24 +52,17 @@ export interface StartOptions {
   adminApi?: (ctx: AdminApiContext) => AdminApiHandler;
 }
 
-export interface AdminApiContext {
-  runtime: () => Runtime;
-  store: FileStore;
-  configFile: string;
-  audit: AuditSink;
-  logger: Logger;
-  now: () => number;
-}
-
 export interface KeygateInstance {
   readonly https: AddressInfo;
   readonly clientAuth?: AddressInfo;
   readonly admin?: AddressInfo;
   readonly metrics: KeygateMetrics;
-  readonly store: FileStore;
+  readonly store: CredentialStore;
   /** The operational logger: the one passed in, else one at keygate.yaml's log.level. */
   readonly logger: Logger;
-  runtime(): Runtime;
+  config(): KeygateConfig;
+  /** The credential index requests are identified against right now. */
+  index(): CredentialIndex;
   isReady(): boolean;
   /** Reload config, credentials and certificates; false when the new state was rejected. */
   reload(trigger: string): Promise<boolean>;
@@ -70,48 +84,28 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
 export async function startKeygate(opts: StartOptions): Promise<KeygateInstance> {
   const env = opts.env ?? process.env;
   const pools = new UpstreamPools();
-  const { built, store, problems } = await buildAll(opts.configFile, pools, env);
-  if (!built || !store) {
+  const first = loadConfig(opts.configFile, env);
+  if (!first.loaded) throw new SourceError(first.problems);
+  let loaded = first.loaded;
+  const composeErrors: Array<[string, unknown]> = [];
+  const prepared = prepareConfig(loaded, pools, (s, e) => composeErrors.push([s, e]));
+  if (!prepared.compiled || !prepared.tls) {
     await pools.closeAll(true);
-    throw new SourceError(problems);
+    throw new SourceError(prepared.problems);
   }
-  const credentialStore: FileStore = store;
-  let current: Built = built;
-  const config = built.loaded.config;
+  let compiled: CompiledConfig = prepared.compiled;
+  let tls: TlsSources = prepared.tls;
+  const config = loaded.config;
+  const store = createStore(config);
   const logger = opts.logger ?? createLogger(config.log.level);
   const audit = opts.audit ?? createAuditSink(config.audit.output);
   const registry = opts.registry ?? new Registry();
   const metrics = new KeygateMetrics(registry);
   const now = opts.now ?? Date.now;
-  const state: PipelineState = { runtime: built.runtime, draining: false, inflight: 0 };
-  const usage = new UsageTracker(credentialStore, (err) => logger.warn({ err: (err as Error).message }, 'could not write last-use times'));
-  usage.start(config.store.usageFlushInterval);
-  const limiter = new MemoryRateLimiter(100_000);
-  const failureLimiter = new MemoryRateLimiter(50_000);
-  const handler = createRequestHandler({ state, metrics, audit, limiter, failureLimiter, usage, logger, now });
-  const holder: MaterialHolder = { material: built.material, prefix: built.runtime.clientAuthPrefix };
-  const listeners: Listeners = createListeners(config, holder, handler, (err) => logger.debug({ err: err.message }, 'TLS handshake failed'), createClientErrorHandler({ metrics, audit }));
-  let ready = false;
 
-  const exportExpiry = (rt: Runtime) => {
-    metrics.credentialExpiry.reset();
-    for (const a of rt.credentials.accounts.values()) if (a.endMs !== null) metrics.credentialExpiry.labels(a.name, 'account').set(a.endMs / 1000);
-    for (const c of rt.credentials.byId.values()) {
-      if (c.revoked) continue;
-      metrics.credentialExpiry.labels(c.account.name, c.id).set(c.endsMs === null ? Infinity : c.endsMs / 1000);
-    }
-    metrics.forgetAccounts(new Set(rt.credentials.accounts.keys()));
-  };
-  const exportCertificates = (m: TlsMaterial) => {
-    metrics.certificateExpiry.reset();
-    for (const c of m.certificates) metrics.certificateExpiry.labels(c.kind, c.subject).set(c.notAfterMs / 1000);
-    for (const w of m.warnings) logger.warn({ source: 'tls' }, w);
-  };
-  exportExpiry(built.runtime);
-  exportCertificates(built.material);
-
-  const reject = (source: string, problems: Problem[]) => {
+  const reject = (source: string, problems: readonly Problem[]) => {
     const lines = problems.map(formatProblem);
+    metrics.configReloads.labels('rejected').inc();
     logger.error({ source, problems: lines }, `${source} change rejected; keeping the previous state`);
     audit.event({ event: 'config.rejected', actor: 'keygate', target: source, problems: lines });
   };
@@ -120,144 +114,161 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     audit.event({ event: 'config.reloaded', actor: 'keygate', target: source, trigger });
   };
 
-  // Reloads run one at a time, in order.
+  const inventory = await Inventory.open(store, () => compiled, {
+    applied: (what, index) => {
+      metrics.storeReloads.labels('success').inc();
+      metrics.configReloads.labels('success').inc();
+      exportCredentialExpiry(metrics, index);
+      const size = index.size;
+      logger.info({ change: what, accounts: size.accounts, tokens: size.tokens, certificates: size.certificates }, 'credentials reloaded');
+    },
+    rejected: (problems) => {
+      metrics.storeReloads.labels('rejected').inc();
+      reject('credentials', problems);
+    },
+  }).catch(async (err: unknown) => {
+    await pools.closeAll(true);
+    throw err;
+  });
+  const index = () => inventory.index;
+
+  const usage = new UsageTracker(store, (err) => logger.warn({ err: (err as Error).message }, 'could not write last-use times'));
+  await usage.load();
+  usage.start(config.store.usageFlushInterval);
+  const limiter = new MemoryRateLimiter(100_000);
+  const failures = new MemoryRateLimiter(50_000);
+  const expiry = expiryStage();
+  let draining = false;
+  const isDraining = () => draining;
+  const enforce = (c: CompiledConfig) => compilePipeline(pipelineSpec(c, index), { limiter, failures, usage, expiry, isDraining });
+  let pipeline: CompiledPipeline = enforce(compiled);
+  // Compiled on first use per version of the config and the index: explain is rare.
+  let dryRun: ExplainRuntime | undefined;
+  const explain = (): ExplainRuntime => {
+    if (dryRun?.compiled !== compiled || dryRun.index !== index()) dryRun = explainRuntime(compiled, index(), limiter, isDraining);
+    return dryRun;
+  };
+  const handler = createRequestHandler({ pipeline: () => pipeline, metrics, audit, logger, now });
+
+  const holder: MaterialHolder = { material: tls.material.current(), prefix: compiled.clientAuthPrefix };
+  const listeners: Listeners = createListeners(config, holder, handler.handle, (err) => logger.debug({ err: err.message }, 'TLS handshake failed'), createParserRefusalHandler({ metrics, audit }));
+  let ready = false;
+
+  const useTls = (next: TlsSources) => {
+    tls = next;
+    const apply = () => {
+      const m = tls.material.current();
+      listeners.applyMaterial(m);
+      exportCertificateExpiry(metrics, m.certificates);
+      for (const w of m.warnings) logger.warn({ source: 'tls' }, w);
+    };
+    next.material.onChange(() => {
+      if (tls === next) apply();
+    });
+    apply();
+  };
+  for (const [source, e] of composeErrors) logger.warn({ source, err: (e as Error).message }, 'TLS material could not be composed');
+  useTls(tls);
+  exportCredentialExpiry(metrics, index());
+
+  // Reloads of keygate.yaml run one at a time, in order; a throw is a rejected reload, logged
+  // and counted, never an unhandled rejection.
   let chain: Promise<unknown> = Promise.resolve();
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const p = chain.then(fn, fn);
-    chain = p.catch(() => undefined);
+  const serial = (what: string, fn: () => boolean | Promise<boolean>): Promise<boolean> => {
+    const p = chain.then(fn).catch((err: unknown) => {
+      metrics.internalErrors.labels('reload').inc();
+      logger.error({ err: (err as Error)?.message, stack: (err as Error)?.stack, source: what }, 'reload failed inside keygate; keeping the previous state');
+      metrics.configReloads.labels('rejected').inc();
+      return false;
+    });
+    chain = p;
     return p;
   };
 
-  const reloadAll = (trigger: string) =>
-    serial(async () => {
-      const { built, problems } = await buildAll(opts.configFile, pools, env);
-      if (!built) {
-        metrics.configReloads.labels('rejected').inc();
-        reject('config', problems);
-        return false;
-      }
-      let next: Built = built;
-      // Sockets and server options are made once: changes to them wait for a restart, and
-      // the operator is told so rather than left to wonder why nothing changed.
-      const prev = current.loaded.config;
-      const cfg = next.loaded.config;
-      const restartOnly = [
-        cfg.listen.port !== prev.listen.port || cfg.listen.host !== prev.listen.host ? 'listen.host/port' : '',
-        cfg.listen.clientAuth.port !== prev.listen.clientAuth.port ? 'listen.clientAuth.port' : '',
-        JSON.stringify(cfg.listen.limits) !== JSON.stringify(prev.listen.limits) ? 'listen.limits' : '',
-        JSON.stringify(cfg.admin) !== JSON.stringify(prev.admin) ? 'admin' : '',
-        cfg.audit.output !== prev.audit.output ? 'audit.output' : '',
-        cfg.store.file !== prev.store.file ? 'store.file' : '',
-      ].filter(Boolean);
-      if (restartOnly.length) logger.warn({ settings: restartOnly }, 'these settings change only on restart; the other changes are applied');
-      if (cfg.store.file !== prev.store.file) {
-        // The watcher, last-use tracker and admin API stay on the store this process opened, so
-        // the credentials served must come from it too, not from the newly named file.
-        const { runtime, data, problems: storeProblems } = await indexStore(next.compiled, credentialStore);
-        if (!runtime || !data) {
-          metrics.configReloads.labels('rejected').inc();
-          reject('config', storeProblems);
-          return false;
-        }
-        next = { ...next, runtime, data };
-      }
-      swap(next);
-      // A logger keygate made itself follows log.level; one passed in belongs to the caller.
-      if (!opts.logger) logger.level = next.loaded.config.log.level;
-      listeners.applyMaterial(next.material);
-      exportCertificates(next.material);
-      metrics.configReloads.labels('success').inc();
-      accept('config', trigger);
-      rewatch();
-      await pools.retain(next.runtime.routes.map((r) => r.upstream));
-      return true;
-    });
+  const reloadConfig = (trigger: string): boolean => {
+    const { loaded: next, problems } = loadConfig(opts.configFile, env);
+    if (!next) {
+      reject('config', problems);
+      return false;
+    }
+    const p = prepareConfig(next, pools, (s, e) => logger.warn({ source: s, err: (e as Error).message }, 'TLS material could not be composed'));
+    if (!p.compiled || !p.tls) {
+      reject('config', p.problems);
+      return false;
+    }
+    // The inventory in memory must hold against the new config too (a role it removed…).
+    const data = index().snapshot();
+    const dataProblems = checkStoreData(data, p.compiled.config);
+    if (dataProblems.length) {
+      reject('config', dataProblems.map((d) => ({ file: store.description, line: 1, col: 1, message: `${d.path.join('.')}: ${d.message}` })));
+      return false;
+    }
+    const cfg = next.config;
+    const restartOnly = restartOnlyChanges(loaded.config, cfg);
+    if (restartOnly.length) logger.warn({ settings: restartOnly }, 'these settings change only on restart; the other changes are applied');
+    loaded = next;
+    compiled = p.compiled;
+    inventory.rebuild(compiled);
+    pipeline = enforce(compiled);
+    holder.prefix = compiled.clientAuthPrefix;
+    // A logger keygate made itself follows log.level; one passed in belongs to the caller.
+    if (!opts.logger) logger.level = cfg.log.level;
+    useTls(p.tls);
+    exportCredentialExpiry(metrics, index());
+    metrics.configReloads.labels('success').inc();
+    accept('config', trigger);
+    rewatch();
+    void pools.retain(compiled.routes.map((r) => r.upstream));
+    return true;
+  };
 
-  const reloadStore = (trigger: string) =>
-    serial(async () => {
-      const { runtime, data, problems } = await indexStore(current.compiled, credentialStore);
-      if (!runtime || !data) {
-        metrics.storeReloads.labels('rejected').inc();
-        metrics.configReloads.labels('rejected').inc();
-        reject('credentials', problems);
-        return false;
-      }
-      swap({ ...current, runtime, data });
-      metrics.storeReloads.labels('success').inc();
-      metrics.configReloads.labels('success').inc();
-      logger.info({ trigger, accounts: data.accounts.length, tokens: data.tokens.length, certificates: data.certificates.length }, 'credentials reloaded');
-      return true;
-    });
-
-  const reloadTls = (trigger: string) =>
-    serial(async () => {
-      const { material, problems } = loadMaterial(current.loaded);
-      if (!material) {
-        metrics.tlsReloads.labels('rejected').inc();
-        reject('tls', problems);
-        return false;
-      }
-      current = { ...current, material };
-      listeners.applyMaterial(material);
-      exportCertificates(material);
+  const reloadTlsSource = (source: TlsSources['files'][number], trigger: string): boolean => {
+    const r = source.reload();
+    if (r.ok) {
       metrics.tlsReloads.labels('success').inc();
       accept('tls', trigger);
       return true;
-    });
+    }
+    metrics.tlsReloads.labels('rejected').inc();
+    const e = r.error;
+    reject('tls', [e instanceof TlsMaterialError ? loaded.source.problemAt(e.path, e.message) : { file: opts.configFile, line: 1, col: 1, message: (e as Error)?.message ?? String(e) }]);
+    return false;
+  };
 
-  function swap(next: Built) {
-    current = next;
-    holder.prefix = next.runtime.clientAuthPrefix;
-    state.runtime = next.runtime;
-    exportExpiry(next.runtime);
-  }
-
-  // File watchers: keygate.yaml, the credential file, every TLS file.
+  // File watchers: keygate.yaml and every TLS file; the credential store watches itself.
   let unwatch: Array<() => void> = [];
   function rewatch() {
     for (const u of unwatch) u();
     unwatch = [
-      watchFile(opts.configFile, () => void reloadAll('file change')),
-      watchFile(credentialStore.file, () => void reloadStore('file change')),
-      ...current.material.files.map((f) => watchFile(f, () => void reloadTls('file change'))),
+      watchFile(opts.configFile, () => void serial('config', () => reloadConfig('file change'))),
+      ...tls.files.flatMap((source) => source.files().map((f) => watchFile(f, () => void serial('tls', () => reloadTlsSource(source, 'file change'))))),
     ];
   }
   rewatch();
 
+  const adminContext: AdminApiContext = {
+    config: () => compiled.config,
+    snapshot: () => index().snapshot(),
+    usage: () => usage.view(),
+    index,
+    authFailurePolicy: () => compiled.authFailurePolicy,
+    explain,
+    store,
+    sync: () => inventory.sync(),
+    audit,
+    logger,
+    metrics,
+    now,
+  };
   const adminServer = config.admin.enabled
-    ? createAdminServer(config.admin, {
-        registry,
-        isReady: () => ready && !state.draining,
-        tlsMaterial: () => current.material,
-        api: opts.adminApi?.({ runtime: () => state.runtime, store: credentialStore, configFile: opts.configFile, audit, logger, now }),
-      })
+    ? createAdminServer(config.admin, { registry, isReady: () => ready && !draining, tls: tls.admin, api: opts.adminApi?.(adminContext) })
     : undefined;
-
-  let httpsAddr: AddressInfo;
-  let clientAuthAddr: AddressInfo | undefined;
-  let adminAddr: AddressInfo | undefined;
-  try {
-    httpsAddr = await listen(listeners.main, config.listen.port, config.listen.host);
-    if (listeners.clientAuth) clientAuthAddr = await listen(listeners.clientAuth, config.listen.clientAuth.port!, config.listen.host);
-    if (adminServer) adminAddr = await listen(adminServer, config.admin.port, config.admin.host);
-  } catch (err) {
-    for (const u of unwatch) u();
-    usage.stop();
-    for (const s of [...listeners.all(), adminServer]) s?.close();
-    await pools.closeAll(true);
-    throw err;
-  }
-  ready = true;
-  metrics.ready.set(1);
-  logger.info(
-    { https: `${httpsAddr.address}:${httpsAddr.port}`, clientAuth: clientAuthAddr ? `${clientAuthAddr.address}:${clientAuthAddr.port}` : undefined, admin: adminAddr ? `${adminAddr.address}:${adminAddr.port}` : undefined, store: credentialStore.description },
-    'keygate listening',
-  );
 
   let closed: Promise<void> | undefined;
   const closeAll = () =>
     (closed ??= (async () => {
       for (const u of unwatch) u();
+      inventory.stop();
       usage.stop();
       for (const s of listeners.all()) {
         s.close();
@@ -270,34 +281,55 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
       await usage.flush();
       await pools.closeAll(true);
       await limiter.close();
-      await failureLimiter.close();
+      await failures.close();
+      await store.close();
       await audit.flush();
       if (!opts.audit) await audit.close();
     })());
+
+  let httpsAddr: AddressInfo;
+  let clientAuthAddr: AddressInfo | undefined;
+  let adminAddr: AddressInfo | undefined;
+  try {
+    httpsAddr = await listen(listeners.main, config.listen.port, config.listen.host);
+    if (listeners.clientAuth) clientAuthAddr = await listen(listeners.clientAuth, config.listen.clientAuth.port!, config.listen.host);
+    if (adminServer) adminAddr = await listen(adminServer, config.admin.port, config.admin.host);
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  ready = true;
+  metrics.ready.set(1);
+  logger.info(
+    { https: `${httpsAddr.address}:${httpsAddr.port}`, clientAuth: clientAuthAddr ? `${clientAuthAddr.address}:${clientAuthAddr.port}` : undefined, admin: adminAddr ? `${adminAddr.address}:${adminAddr.port}` : undefined, store: store.description },
+    'keygate listening',
+  );
 
   return {
     https: httpsAddr,
     clientAuth: clientAuthAddr,
     admin: adminAddr,
     metrics,
-    store: credentialStore,
+    store,
     logger,
-    runtime: () => state.runtime,
-    isReady: () => ready && !state.draining,
+    config: () => compiled.config,
+    index,
+    isReady: () => ready && !draining,
+    // SIGHUP: config, credentials and certificates in one go.
     reload: async (trigger) => {
-      // SIGHUP: config (which includes credentials and certificates) in one go.
-      const ok = await reloadAll(trigger);
+      const ok = await serial('config', () => reloadConfig(trigger));
+      await inventory.sync();
       return ok;
     },
-    drain: async (timeoutMs = current.loaded.config.shutdown.drainTimeout) => {
-      state.draining = true;
+    drain: async (timeoutMs = loaded.config.shutdown.drainTimeout) => {
+      draining = true;
       metrics.ready.set(0);
       for (const s of listeners.all()) {
         s.close();
         s.closeIdleConnections();
       }
       const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline && state.inflight > 0) {
+      while (Date.now() < deadline && handler.inflight() > 0) {
         await new Promise((r) => setTimeout(r, 50));
       }
       await closeAll();
@@ -305,5 +337,3 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     close: closeAll,
   };
 }
-
-

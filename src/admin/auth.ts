@@ -5,11 +5,11 @@
 // that lacks the scope.
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { ADMIN_SCOPE } from '../authorize/builtin.js';
+import { ADMIN_SCOPE } from '../config/builtin-scopes.js';
 import { KeygateError, kgError } from '../errors/keygate-error.js';
-import { scanRequestHeaders } from '../forward/headers.js';
 import { liveness, lookupCertificate, lookupToken, presentedToken, type Found } from '../identify/lookup.js';
-import type { Runtime } from '../pipeline/runtime.js';
+import { scanRequestHeaders } from '../request/scan-headers.js';
+import type { CredentialIndex } from '../vocabulary/principal.js';
 
 export interface AdminIdentity {
   account: string;
@@ -23,8 +23,8 @@ export type AdminAuthResult =
   | { ok: false; error: KeygateError; identity?: AdminIdentity };
 
 /** On the admin listener no client certificate at all means "no credential", not a 401 for the certificate. */
-function adminCertificate(rt: Runtime, socket: TLSSocket, nowMs: number): Found {
-  const found = lookupCertificate(rt.credentials, socket, nowMs);
+function adminCertificate(index: CredentialIndex, socket: TLSSocket, nowMs: number): Found {
+  const found = lookupCertificate(index, socket, nowMs);
   if (found.error?.code === 'KG_ERR_CERT_MISSING') return { error: new KeygateError('KG_ERR_CREDENTIAL_MISSING', 'Neither an API token nor a client certificate was presented.') };
   return found;
 }
@@ -33,18 +33,18 @@ function adminCertificate(rt: Runtime, socket: TLSSocket, nowMs: number): Found 
  * A token wins over a client certificate when both are presented: the token is what the
  * caller chose for this request, a certificate may be sent by the client library anyway.
  */
-export function authenticateAdmin(req: IncomingMessage, rt: Runtime, nowMs: number): AdminAuthResult {
+export function authenticateAdmin(req: IncomingMessage, index: CredentialIndex, environment: string | null, nowMs: number): AdminAuthResult {
   const presented = presentedToken(scanRequestHeaders(req.rawHeaders), 'ambiguous');
   if (presented.error) return { ok: false, error: presented.error };
   const socket = req.socket as TLSSocket;
   const tls = socket.encrypted === true;
   let found: Found;
-  if (presented.token !== undefined) found = lookupToken(rt.credentials, rt.config.environment, presented.token);
-  else if (tls) found = adminCertificate(rt, socket, nowMs);
+  if (presented.token !== undefined) found = lookupToken(index, environment, presented.token);
+  else if (tls) found = adminCertificate(index, socket, nowMs);
   else found = { error: kgError('KG_ERR_CREDENTIAL_MISSING') };
   const entry = found.entry;
   const error = found.error ?? (entry ? liveness(entry, nowMs) : undefined);
-  const identity: AdminIdentity | undefined = entry ? { account: entry.account.name, credential: entry.id, auth: entry.kind === 'token' ? 'api-key' : 'mtls' } : undefined;
+  const identity: AdminIdentity | undefined = entry ? { account: entry.account.name, credential: entry.id, auth: entry.kind === 'cert' ? 'mtls' : 'api-key' } : undefined;
   if (error || !entry || !identity) {
     const scheme = presented.token === undefined && tls ? 'ClientCertificate realm="keygate-admin"' : error?.code === 'KG_ERR_CREDENTIAL_MISSING' ? 'Bearer realm="keygate-admin"' : 'Bearer realm="keygate-admin", error="invalid_token"';
     const e = error ?? kgError('KG_ERR_CREDENTIAL_MISSING');

@@ -1,15 +1,15 @@
-// What the proxy would do with one request from one account (optionally one of its tokens),
-// worked out from the compiled runtime alone: no socket, no TLS file, no clock but the one
-// passed in. It follows the request path's stages in order (maintenance, path, route,
-// identify, authorize, limit) and keeps going after the first refusal, so that one run names
-// every problem an operator has to fix. Shared by `keygate explain` and the admin API.
-import { ADMIN_SCOPE } from '../authorize/builtin.js';
-import { normalizeTarget } from '../authorize/normalize-path.js';
-import { ERRORS, type ErrorCode } from '../errors/catalog.js';
-import { matchRoute } from '../forward/routes.js';
-import type { CredentialEntry } from '../identify/credential-index.js';
-import type { Runtime } from '../pipeline/runtime.js';
+// What the proxy would do with one request from one account (optionally one of its tokens):
+// the request is taken through the proxy's own compiled chains in dry-run mode
+// (pipeline/dry-run.ts), so the decision cannot disagree with the proxy's. This file only
+// checks the input and words the result: which rule allowed it or why none did, which policy
+// applies, what is wrong with the credential. Shared by `keygate explain` and the admin API.
+import { ADMIN_SCOPE } from '../config/builtin-scopes.js';
+import { KeygateFault } from '../errors/fault.js';
+import type { ErrorCode } from '../errors/catalog.js';
+import { dryRun, type StageVerdict } from '../pipeline/dry-run.js';
+import type { ExplainRuntime } from '../runtime/explain-runtime.js';
 import { accountScopes } from '../store/check.js';
+import type { Principal } from '../vocabulary/principal.js';
 
 export interface ExplainInput {
   account: string;
@@ -20,8 +20,14 @@ export interface ExplainInput {
   path: string;
 }
 
+export type { ExplainRuntime };
+
 /** Input that cannot be explained at all (unknown account, a token of another account…). */
-export class ExplainInputError extends Error {}
+export class ExplainInputError extends KeygateFault {
+  constructor(message: string) {
+    super('KG_ERR_EXPLAIN_INPUT', message);
+  }
+}
 
 export interface Refusal {
   status: number;
@@ -50,140 +56,129 @@ export interface Explanation {
     why: string;
   } | null;
   policy: { name: string; rate: string; burst: number; per: 'credential' | 'account' } | null;
-  /** State problems of the account and credential, each a refusal on its own. */
+  /** Every stage of the chain with its verdict, in order. */
+  stages: readonly StageVerdict[];
+  /** The credential's own problem that identify refused it for. */
   problems: string[];
   /** Things worth knowing that do not refuse the request. */
   notes: string[];
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-const refusal = (code: ErrorCode, detail?: string): Refusal => ({ status: ERRORS[code].status, code, detail: detail ?? ERRORS[code].detail });
 const METHOD = /^[A-Za-z]{1,20}$/;
 
-export function explainRequest(rt: Runtime, input: ExplainInput, nowMs: number): Explanation {
-  const method = input.method.toUpperCase();
+function checkInput(rt: ExplainRuntime, input: ExplainInput): void {
   if (!METHOD.test(input.method)) throw new ExplainInputError(`"${input.method}" is not an HTTP method (GET, POST, …)`);
   if (!input.path.startsWith('/')) throw new ExplainInputError(`the path must start with "/" (got "${input.path}")`);
-  const accountEntry = rt.credentials.accounts.get(input.account);
-  if (!accountEntry) throw new ExplainInputError(`no account named "${input.account}"`);
-  let credential: CredentialEntry | undefined;
+  if (!rt.index.accounts.has(input.account)) throw new ExplainInputError(`no account named "${input.account}"`);
   if (input.token !== undefined) {
-    credential = rt.credentials.byId.get(input.token);
-    if (!credential || credential.kind !== 'token') throw new ExplainInputError(`no token with id "${input.token}"`);
-    if (credential.account.name !== accountEntry.name) throw new ExplainInputError(`token ${input.token} belongs to account "${credential.account.name}", not "${accountEntry.name}"`);
+    const t = rt.index.byId.get(input.token);
+    if (!t || t.kind !== 'token') throw new ExplainInputError(`no token with id "${input.token}"`);
+    if (t.account.name !== input.account) throw new ExplainInputError(`token ${input.token} belongs to account "${t.account.name}", not "${input.account}"`);
   }
+}
 
-  const config = rt.config;
-  const refusals: Refusal[] = [];
-  const problems: string[] = [];
+/** The identify refusal in an operator's words. */
+function problemOf(code: ErrorCode, c: Principal, environment: string | null): string | undefined {
+  const t = c.token;
+  const a = c.account;
+  switch (code) {
+    case 'KG_ERR_TOKEN_WRONG_ENVIRONMENT':
+      return `token ${c.id} was minted for ${t?.environment ? `environment "${t.environment}"` : 'no environment'}; this keygate is ${environment ? `"${environment}"` : 'without an environment'}`;
+    case 'KG_ERR_TOKEN_REVOKED':
+      return `token ${c.id} is revoked${t?.revokedAt ? ` (since ${t.revokedAt}${t.revokeReason ? `: ${t.revokeReason}` : ''})` : ''}`;
+    case 'KG_ERR_TOKEN_EXPIRED':
+      return `token ${c.id} expired at ${iso(c.expiresMs)}`;
+    case 'KG_ERR_ACCOUNT_DISABLED':
+      return `account "${a.name}" is disabled`;
+    case 'KG_ERR_ACCOUNT_ENDED':
+      return `account "${a.name}" ended on ${a.record.endDate} (23:59:59 UTC)`;
+    default:
+      return undefined;
+  }
+}
+
+export async function explainRequest(rt: ExplainRuntime, input: ExplainInput, nowMs: number): Promise<Explanation> {
+  checkInput(rt, input);
+  const method = input.method.toUpperCase();
+  const { config, catalog } = rt.compiled;
+  const run = await dryRun(rt.pipeline, { method, target: input.path, reference: { account: input.account, token: input.token }, nowMs });
+  const { ctx, stages } = run;
+  const verdict = (name: StageVerdict['stage']) => stages.find((s) => s.stage === name);
   const notes: string[] = [];
-  const record = accountEntry.record;
+  const problems: string[] = [];
 
-  const target = normalizeTarget(input.path);
-  const normalizedPath = target.ok ? target.path : null;
-  if (!target.ok) refusals.push(refusal('KG_ERR_PATH_INVALID', `The request path is refused: ${target.why}.`));
-  else if (target.path !== input.path.split('?', 1)[0]) notes.push(`the path is normalized to ${target.path}; that is what is checked and forwarded`);
+  const target = verdict('target');
+  const pathRefused = target?.code === 'KG_ERR_PATH_INVALID' ? target.detail!.replace(/^The request path is refused: /, '').replace(/\.$/, '') : null;
+  const normalizedPath = pathRefused === null ? ctx.path : null;
+  if (normalizedPath !== null && normalizedPath !== input.path.split('?', 1)[0]) notes.push(`the path is normalized to ${normalizedPath}; that is what is checked and forwarded`);
+  const route = ctx.route ? { index: ctx.route.index, pathPrefix: ctx.route.pathPrefix, upstream: ctx.route.upstream, public: ctx.route.public } : null;
 
-  const matched = normalizedPath === null ? undefined : matchRoute(rt.routes, normalizedPath);
-  const route = matched ? { index: matched.index, pathPrefix: matched.pathPrefix, upstream: matched.upstream.origin, public: matched.public } : null;
-  if (normalizedPath !== null && !matched) refusals.push(refusal('KG_ERR_NO_ROUTE'));
-  if (matched && !matched.public && config.maintenance) refusals.push(refusal('KG_ERR_MAINTENANCE'));
-
+  const accountEntry = rt.index.accounts.get(input.account)!;
+  const accountScopeSet = accountScopes(accountEntry.record, config);
   const accountStatus = accountEntry.disabled ? 'disabled' : accountEntry.endMs !== null && accountEntry.endMs <= nowMs ? 'ended' : 'active';
-  const accountScopeSet = accountScopes(record, config);
   const summary: Explanation = {
-    decision: 'deny',
-    refusal: null,
-    request: { method, path: input.path, normalizedPath, pathRefused: target.ok ? null : target.why },
+    decision: run.refusal ? 'deny' : 'allow',
+    refusal: run.refusal ? { status: run.refusal.status, code: run.refusal.code, detail: run.refusal.detail } : null,
+    request: { method, path: input.path, normalizedPath, pathRefused },
     route,
-    account: { name: accountEntry.name, status: accountStatus, endDate: record.endDate, scopes: [...accountScopeSet].sort() },
+    account: { name: accountEntry.name, status: accountStatus, endDate: accountEntry.record.endDate, scopes: [...accountScopeSet].sort() },
     credential: null,
     scopes: [],
     authorization: null,
     policy: null,
+    stages,
     problems,
     notes,
   };
-
-  if (matched?.public) {
+  if (route?.public) {
     notes.push('a public route: no credential is checked, no scope and no rate limit apply');
-    summary.refusal = refusals[0] ?? null;
-    summary.decision = summary.refusal ? 'deny' : 'allow';
     return summary;
   }
 
-  // identify: the credential's own state first (as the proxy checks it), then its account's.
-  const identify: Refusal[] = [];
-  if (credential) {
-    const t = credential.token!;
-    const status = credential.revoked ? 'revoked' : credential.expiresMs !== null && credential.expiresMs <= nowMs ? 'expired' : 'active';
-    summary.credential = { kind: 'token', id: credential.id, label: t.label, status, expiresAt: iso(credential.expiresMs), ownScopes: t.scopes !== null };
-    if (t.environment !== config.environment) {
-      const detail = t.environment ? `The API token belongs to environment "${t.environment}"${config.environment ? `; this is "${config.environment}"` : '; this keygate has no environment'}.` : `The API token has no environment; this is "${config.environment}".`;
-      identify.push(refusal('KG_ERR_TOKEN_WRONG_ENVIRONMENT', detail));
-      problems.push(`token ${credential.id} was minted for ${t.environment ? `environment "${t.environment}"` : 'no environment'}; this keygate is ${config.environment ? `"${config.environment}"` : 'without an environment'}`);
-    }
-    if (status === 'revoked') {
-      identify.push(refusal('KG_ERR_TOKEN_REVOKED'));
-      problems.push(`token ${credential.id} is revoked${t.revokedAt ? ` (since ${t.revokedAt}${t.revokeReason ? `: ${t.revokeReason}` : ''})` : ''}`);
-    }
-    if (status === 'expired') {
-      identify.push(refusal('KG_ERR_TOKEN_EXPIRED'));
-      problems.push(`token ${credential.id} expired at ${iso(credential.expiresMs)}`);
-    }
-    if (t.rotatedTo) notes.push(`token ${credential.id} was rotated; its successor is ${t.rotatedTo}`);
+  // The principal as the dry run's identify resolved it (the token, or the account itself).
+  const c = ctx.principal ?? (input.token ? rt.index.byId.get(input.token) : rt.index.accountPrincipal(input.account));
+  if (!c) return summary;
+  if (c.kind === 'token' && c.token) {
+    const t = c.token;
+    const status = c.revoked ? 'revoked' : c.expiresMs !== null && c.expiresMs <= nowMs ? 'expired' : 'active';
+    summary.credential = { kind: 'token', id: c.id, label: t.label, status, expiresAt: iso(c.expiresMs), ownScopes: t.scopes !== null };
+    if (t.rotatedTo) notes.push(`token ${c.id} was rotated; its successor is ${t.rotatedTo}`);
   } else {
     summary.credential = { kind: 'account', id: null, label: null, status: null, expiresAt: null, ownScopes: false };
     notes.push("no --token given: the account's own scopes and policy are shown; a token with scopes of its own may allow less");
   }
-  if (accountEntry.disabled) {
-    identify.push(refusal('KG_ERR_ACCOUNT_DISABLED'));
-    problems.push(`account "${accountEntry.name}" is disabled`);
+  const identify = verdict('identify');
+  if (identify?.verdict === 'deny') {
+    const p = problemOf(identify.code!, c, config.environment);
+    if (p) problems.push(p);
   }
-  if (accountEntry.endMs !== null && accountEntry.endMs <= nowMs) {
-    identify.push(refusal('KG_ERR_ACCOUNT_ENDED'));
-    problems.push(`account "${accountEntry.name}" ended on ${record.endDate} (23:59:59 UTC)`);
-  }
-  refusals.push(...identify);
+  if (ctx.expiresHeader && c.endsMs !== null && c.endsMs > nowMs) notes.push(`ends at ${iso(c.endsMs)}, within credentials.warnBefore: responses carry keygate-credential-expires`);
 
-  const endsMs = credential ? credential.endsMs : accountEntry.endMs;
-  if (endsMs !== null && endsMs > nowMs && endsMs - config.credentials.warnBefore <= nowMs) {
-    notes.push(`ends at ${iso(endsMs)}, within credentials.warnBefore: responses carry keygate-credential-expires`);
-  }
-
-  // authorize
-  const grant = credential ? credential.grant : rt.catalog.grant(accountScopeSet);
-  summary.scopes = [...grant.scopes];
-  if (grant.admin) notes.push(`${ADMIN_SCOPE} opens the admin API on the admin listener only; it allows no route here`);
-  if (normalizedPath !== null && matched) {
-    const rule = grant.allows(method, normalizedPath);
-    const wouldAllow = rt.catalog.scopesAllowing(method, normalizedPath);
+  summary.scopes = [...c.grant.scopes];
+  if (c.grant.admin) notes.push(`${ADMIN_SCOPE} opens the admin API on the admin listener only; it allows no route here`);
+  const authorize = verdict('authorize');
+  if (authorize && authorize.verdict !== 'not-reached' && normalizedPath !== null) {
+    const wouldAllow = catalog.scopesAllowing(method, normalizedPath);
     const accountHas = wouldAllow.filter((s) => accountScopeSet.has(s));
+    const rule = ctx.rule;
     let why: string;
     if (rule) {
       why = `allowed by scope ${rule.scope}: ${rule.text}`;
     } else {
-      const held = grant.scopes.length ? grant.scopes.join(', ') : 'none';
+      const held = c.grant.scopes.length ? c.grant.scopes.join(', ') : 'none';
       if (wouldAllow.length === 0) why = `no scope in keygate.yaml allows ${method} ${normalizedPath} (the credential's scopes: ${held})`;
-      else if (accountHas.length && credential?.token?.scopes) why = `the account has ${accountHas.join(', ')}, but this token's own scopes (${held}) leave it out`;
+      else if (accountHas.length && c.token?.scopes) why = `the account has ${accountHas.join(', ')}, but this token's own scopes (${held}) leave it out`;
       else why = `none of the credential's scopes (${held}) allows ${method} ${normalizedPath}; it needs one of: ${wouldAllow.join(', ')}`;
     }
     const mode = config.authorization.mode;
     summary.authorization = { mode, allowedBy: rule ? { scope: rule.scope, rule: rule.text } : null, wouldAllow, accountHas, why };
-    if (!rule) {
-      const detail = wouldAllow.length ? `${method} ${normalizedPath} needs one of these scopes: ${wouldAllow.join(', ')}.` : `No scope allows ${method} ${normalizedPath}.`;
-      if (mode === 'shadow') notes.push('authorization.mode is shadow: the denial is logged and counted, and the request is admitted');
-      else refusals.push(refusal('KG_ERR_SCOPE_DENIED', detail));
-    }
+    if (ctx.shadowDenied) notes.push('authorization.mode is shadow: the denial is logged and counted, and the request is admitted');
   }
 
-  // limit
-  const policy = credential ? credential.policy : record.policy ? (rt.policies.get(record.policy) ?? null) : (rt.policies.get('default') ?? null);
+  const policy = c.policy;
   summary.policy = policy ? { name: policy.name, rate: policy.rateText, burst: policy.burst, per: policy.per } : null;
   if (!policy) notes.push('no rate policy applies (none named, and keygate.yaml has no "default" policy)');
-
-  summary.refusal = refusals[0] ?? null;
-  summary.decision = summary.refusal ? 'deny' : 'allow';
   return summary;
 }
 

@@ -2,15 +2,16 @@
 // under /admin/ when one is mounted. Never served on the public listener. With admin.tls set
 // it speaks HTTPS and asks every client for a certificate, verified against the proxy's client
 // CAs (listen.clientAuth.ca, CRLs honoured); whether one is required is the admin API's call
-// (a token is enough), so TLS itself never refuses a client (rejectUnauthorized: false).
+// (a token is enough), so TLS itself never refuses a client (rejectUnauthorized: false). Its
+// certificate, key and client trust come from a certificate source: a renewed certificate or a
+// new CRL applies to the next handshake, and a bad file keeps the previous material.
 import http from 'node:http';
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
 import type { Registry } from 'prom-client';
 import type { KeygateConfig } from '../config/schema.js';
-import type { TlsMaterial } from '../listener/tls-material.js';
+import type { CertificateSource } from '../listener/certificate-source.js';
 
 export type AdminApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -18,20 +19,14 @@ export interface AdminDeps {
   registry: Registry;
   isReady: () => boolean;
   api?: AdminApiHandler;
-  /** The proxy's current TLS material: its client CAs and CRLs verify admin client certificates. */
-  tlsMaterial?: () => TlsMaterial;
+  /** The admin listener's TLS options (identity + client trust), when admin.tls is set. */
+  tls?: CertificateSource<{ readonly options: SecureContextOptions }>;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
   res.end(text);
-}
-
-/** Client trust for the admin listener. An explicit (maybe empty) CA list: never Node's public roots. */
-function clientTrust(m: TlsMaterial | undefined): SecureContextOptions {
-  const o = m?.clientAuthOptions;
-  return { ca: o?.ca ?? [], ...(o?.crl ? { crl: o.crl } : {}) };
 }
 
 export function createAdminServer(config: KeygateConfig['admin'], deps: AdminDeps): http.Server {
@@ -41,7 +36,7 @@ export function createAdminServer(config: KeygateConfig['admin'], deps: AdminDep
     if (path === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
       deps.registry.metrics().then(
         (text) => {
-          res.writeHead(200, { 'content-type': deps.registry.contentType, 'cache-control': 'no-store' });
+          res.writeHead(200, { 'content-type': deps.registry.contentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
           res.end(req.method === 'HEAD' ? undefined : text);
         },
         () => json(res, 500, { status: 'error' }),
@@ -54,19 +49,10 @@ export function createAdminServer(config: KeygateConfig['admin'], deps: AdminDep
     json(res, 404, { status: 404, title: 'Not found' });
   };
   let server: http.Server;
-  if (config.tls) {
-    const cert = readFileSync(config.tls.cert);
-    const key = readFileSync(config.tls.key);
-    let applied = deps.tlsMaterial?.();
-    const secure = https.createServer({ cert, key, ...clientTrust(applied), requestCert: true, rejectUnauthorized: false }, handler);
-    // A reload may bring new client CAs or a new CRL. The check runs before the TLS layer's
-    // own 'connection' listener, so the connection that notices the change already uses it.
-    secure.prependListener('connection', () => {
-      const m = deps.tlsMaterial?.();
-      if (m === applied) return;
-      applied = m;
-      secure.setSecureContext({ cert, key, ...clientTrust(m) });
-    });
+  if (config.tls && deps.tls) {
+    const source = deps.tls;
+    const secure = https.createServer({ ...source.current().options, requestCert: true, rejectUnauthorized: false }, handler);
+    source.onChange((m) => secure.setSecureContext(m.options));
     server = secure;
   } else {
     server = http.createServer(handler);

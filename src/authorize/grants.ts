@@ -1,18 +1,11 @@
 // What one credential may do: the union of its effective scopes' rules, compiled once per
 // distinct scope set at load and shared by every credential with that set. Deny by default:
 // an empty scope set allows nothing.
-import { ADMIN_SCOPE, BUILTIN_SCOPES } from './builtin.js';
+import { ADMIN_SCOPE, BUILTIN_SCOPES } from '../config/builtin-scopes.js';
+import type { Grant } from '../vocabulary/principal.js';
 import { compileRule, ruleAllows, type CompiledRule } from './rules.js';
 
-export interface Grant {
-  /** Effective scopes, sorted. */
-  readonly scopes: readonly string[];
-  /** Value of the x-keygate-scopes header, built once. */
-  readonly header: string;
-  readonly admin: boolean;
-  /** The first rule that allows this request, or undefined. */
-  allows(method: string, path: string): CompiledRule | undefined;
-}
+export type { Grant };
 
 export class ScopeCatalog {
   private readonly rules = new Map<string, CompiledRule[]>();

@@ -3,8 +3,8 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { formatProblem, SourceError } from '../config/source.js';
-import { LockTimeoutError } from '../store/atomic-file.js';
-import { OperationError } from '../store/operations.js';
+import { KeygateFault } from '../errors/fault.js';
+import { exitCodeFor } from '../errors/mapping.js';
 import { registerAccount } from './commands/account.js';
 import { registerCert } from './commands/cert.js';
 import { registerCerts } from './commands/certs.js';
@@ -13,7 +13,7 @@ import { registerDev } from './commands/dev.js';
 import { registerExplain } from './commands/explain.js';
 import { registerServe } from './commands/serve.js';
 import { registerToken } from './commands/token.js';
-import { CliError, processIo, type Io } from './support.js';
+import { processIo, type Io } from './support.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
@@ -49,19 +49,15 @@ export async function runCli(argv: string[], io: Io = processIo, env: NodeJS.Pro
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (err instanceof SourceError) {
       for (const p of err.problems) io.err(`${formatProblem(p)}\n`);
-      return 1;
+      return exitCodeFor(err);
     }
-    if (err instanceof CliError) {
+    if (err instanceof KeygateFault) {
       io.err(`keygate: ${err.message}\n`);
-      return err.exitCode;
-    }
-    if (err instanceof OperationError || err instanceof LockTimeoutError) {
-      io.err(`keygate: ${err.message}\n`);
-      return 1;
+      return exitCodeFor(err);
     }
     const e = err as NodeJS.ErrnoException;
     io.err(`keygate: ${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(err)}\n`);
     if (env.KEYGATE_DEBUG) io.err(`${e?.stack ?? ''}\n`);
-    return 1;
+    return exitCodeFor(err);
   }
 }

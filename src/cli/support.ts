@@ -7,18 +7,19 @@ import { DEFAULT_CONFIG_PATH, loadConfig, type LoadedConfig } from '../config/lo
 import type { KeygateConfig } from '../config/schema.js';
 import { SourceError } from '../config/source.js';
 import type { ManagementAudit } from '../observe/audit.js';
-import { createStore } from '../build.js';
-import type { FileStore } from '../store/file-store.js';
+import type { ErrorCode } from '../errors/catalog.js';
+import { KeygateFault } from '../errors/fault.js';
+import { createStore } from '../store/factory.js';
 import { OperationError, type OpContext } from '../store/operations.js';
+import type { CredentialStore, StoreData } from '../store/types.js';
 
-/** An error meant for the user: printed as `keygate: <message>`, exit code 1 (2 = usage). */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-    this.name = 'CliError';
+/**
+ * An error meant for the user, printed as `keygate: <message>`. Its code decides the exit code
+ * (errors/mapping.ts): KG_ERR_USAGE for a command line that is wrong, else what went wrong.
+ */
+export class CliError extends KeygateFault {
+  constructor(message: string, code: ErrorCode = 'KG_ERR_BAD_REQUEST') {
+    super(code, message);
   }
 }
 
@@ -39,7 +40,7 @@ export function withConfigOption(cmd: Command): Command {
 export interface Management {
   loaded: LoadedConfig;
   config: KeygateConfig;
-  store: FileStore;
+  store: CredentialStore;
   actor: string;
   audit: (entry: { event: string; target?: string; [field: string]: unknown }) => void;
   op: () => OpContext;
@@ -92,19 +93,14 @@ export function usage<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof OperationError) throw new CliError(err.message, 2);
+    if (err instanceof OperationError) throw new CliError(err.message, 'KG_ERR_USAGE');
     throw err;
   }
 }
 
-/** Runs a store operation, turning its errors into CLI errors. */
-export async function mutate<T>(m: Management, fn: (data: Parameters<Parameters<FileStore['update']>[0]>[0]) => T): Promise<T> {
-  try {
-    return await m.store.update(fn);
-  } catch (err) {
-    if (err instanceof OperationError) throw new CliError(err.message);
-    throw err;
-  }
+/** Runs a store operation; its refusals end the command with their own exit code. */
+export async function mutate<T>(m: Management, fn: (data: StoreData) => T): Promise<T> {
+  return m.store.update(fn, { actor: m.actor });
 }
 
 // ---- output --------------------------------------------------------------------------------
@@ -113,7 +109,7 @@ export type Format = 'table' | 'json' | 'csv';
 
 export function parseFormat(v: string): Format {
   if (v === 'table' || v === 'json' || v === 'csv') return v;
-  throw new CliError(`unknown format "${v}": use table, json or csv`, 2);
+  throw new CliError(`unknown format "${v}": use table, json or csv`, 'KG_ERR_USAGE');
 }
 
 export function renderTable(rows: ReadonlyArray<object>, columns: readonly string[]): string {

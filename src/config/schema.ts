@@ -3,7 +3,7 @@
 // Every field states its default. Paths stay as written; load.ts resolves them against the
 // config file's folder.
 import { z } from 'zod';
-import { BUILTIN_SCOPES } from '../authorize/builtin.js';
+import { BUILTIN_SCOPES } from './builtin-scopes.js';
 import { parseDuration, parseRate, type Rate } from './units.js';
 
 const duration = (what = 'duration') =>

@@ -1,6 +1,7 @@
 // YAML documents that remember where each value came from, so that every problem can be
 // reported as `file:line:col: message` (the form editors and CI annotations understand).
 import { readFileSync } from 'node:fs';
+import { KeygateFault } from '../errors/fault.js';
 import { Document, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node } from 'yaml';
 
 export type ValuePath = ReadonlyArray<string | number>;
@@ -17,10 +18,9 @@ export function formatProblem(p: Problem): string {
 }
 
 /** Thrown (or collected) when a source file has problems; carries every one of them. */
-export class SourceError extends Error {
+export class SourceError extends KeygateFault {
   constructor(readonly problems: Problem[]) {
-    super(problems.map(formatProblem).join('\n'));
-    this.name = 'SourceError';
+    super('KG_ERR_CONFIG_INVALID', problems.map(formatProblem).join('\n'));
   }
 }
 

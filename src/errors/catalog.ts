@@ -9,9 +9,14 @@ export interface ErrorSpec {
   detail: string;
   hint: string;
   reason: string;
+  /** Exit code of a CLI command that fails with this code (docs/cli.md). */
+  exit: number;
 }
 
-const spec = (status: number, reason: string, title: string, detail: string, hint: string): ErrorSpec => ({ status, reason, title, detail, hint });
+/** Exit codes (docs/cli.md): 0 ok, 1 the command failed, 2 usage (the command line itself is wrong). */
+export const EXIT = { failed: 1, usage: 2 } as const;
+
+const spec = (status: number, reason: string, title: string, detail: string, hint: string, exit: number = EXIT.failed): ErrorSpec => ({ status, reason, title, detail, hint, exit });
 
 export const ERRORS = {
   // 400: the request itself
@@ -56,6 +61,13 @@ export const ERRORS = {
   KG_ERR_CONFLICT: spec(409, 'conflict', 'Conflict', 'The request conflicts with the current state.', 'Read the detail, then change the request or the state it conflicts with.'),
   KG_ERR_METHOD_NOT_ALLOWED: spec(405, 'method_not_allowed', 'Method not allowed', 'This resource does not support this method.', 'See docs/admin-api.md for the methods each resource supports.'),
   KG_ERR_BODY_TOO_LARGE: spec(413, 'body_too_large', 'Request body too large', 'The request body is larger than this endpoint accepts.', 'Send a smaller body.'),
+  // keygate's own files and commands: raised inside keygate, answered by the admin API or the CLI
+  KG_ERR_CONFIG_INVALID: spec(503, 'config_invalid', 'Configuration has errors', 'A file keygate reads (keygate.yaml or the credential store) has errors; nothing was changed.', 'Operators: run keygate check, which prints every problem as file:line:col.'),
+  KG_ERR_TLS_MATERIAL: spec(503, 'tls_material', 'TLS files unusable', 'A certificate, key, CA or CRL file cannot be used.', 'Operators: run keygate check; fix or replace the file named in the message.'),
+  KG_ERR_STORE_LOCKED: spec(503, 'store_locked', 'Credential store busy', 'The credential store is locked by another keygate command; nothing was changed.', 'Retry after Retry-After seconds.'),
+  KG_ERR_USAGE: spec(400, 'usage', 'Invalid command line', 'The command line is not valid.', 'Run the command with --help for its arguments and options.', EXIT.usage),
+  KG_ERR_EXPLAIN_INPUT: spec(400, 'explain_input', 'Cannot explain this request', 'The request to explain names something that does not exist or is not a request.', 'Name an existing account (and one of its tokens), an HTTP method and a path starting with "/".', EXIT.usage),
+  KG_ERR_PKI_EXISTS: spec(409, 'pki_exists', 'PKI files exist', 'The output folder already holds PKI files.', 'Choose another folder, or pass --force to replace them.'),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

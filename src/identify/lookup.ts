@@ -1,13 +1,13 @@
-// Credential → entry, shared by the request path (identify/stage.ts) and the admin API
+// Credential → principal, shared by the request path (identify-stage.ts) and the admin API
 // (admin/auth.ts), so both admit exactly the same callers.
 import { timingSafeEqual } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { ErrorCode } from '../errors/catalog.js';
 import { KeygateError, kgError } from '../errors/keygate-error.js';
-import type { ScannedHeaders } from '../forward/headers.js';
 import { hashTokenBytes, parseToken } from '../store/token-format.js';
-import type { CredentialEntry, CredentialIndex } from './credential-index.js';
-import { peerOf, type PeerIdentity } from './peer-certificate.js';
+import type { ScannedHeaders } from '../vocabulary/context.js';
+import type { CredentialIndex, PeerIdentity, Principal } from '../vocabulary/principal.js';
+import { peerOf } from './peer-certificate.js';
 
 const BEARER = /^Bearer[ \t]+([^ \t]+)[ \t]*$/i;
 
@@ -33,9 +33,19 @@ export function presentedToken(h: Pick<ScannedHeaders, 'apiKey' | 'apiKeyCount' 
 
 export interface Found {
   /** Set as soon as the credential is known, also when it is refused (audited with its id). */
-  entry?: CredentialEntry;
+  entry?: Principal;
   peer?: PeerIdentity;
   error?: KeygateError;
+}
+
+/** A token minted for another environment (or none) than this keygate's. */
+export function wrongEnvironment(tokenEnvironment: string | null, environment: string | null): KeygateError {
+  return new KeygateError(
+    'KG_ERR_TOKEN_WRONG_ENVIRONMENT',
+    tokenEnvironment
+      ? `The API token belongs to environment "${tokenEnvironment}"${environment ? `; this is "${environment}"` : '; this keygate has no environment'}.`
+      : `The API token has no environment; this is "${environment}".`,
+  );
 }
 
 /**
@@ -46,16 +56,7 @@ export interface Found {
 export function lookupToken(index: CredentialIndex, environment: string | null, token: string): Found {
   const parsed = parseToken(token);
   if (!parsed.ok) return { error: kgError('KG_ERR_TOKEN_MALFORMED') };
-  if (parsed.environment !== environment) {
-    return {
-      error: new KeygateError(
-        'KG_ERR_TOKEN_WRONG_ENVIRONMENT',
-        parsed.environment
-          ? `The API token belongs to environment "${parsed.environment}"${environment ? `; this is "${environment}"` : '; this keygate has no environment'}.`
-          : `The API token has no environment; this is "${environment}".`,
-      ),
-    };
-  }
+  if (parsed.environment !== environment) return { error: wrongEnvironment(parsed.environment, environment) };
   const digest = hashTokenBytes(token);
   const entry = index.tokensByHash.get(digest.toString('hex'));
   if (!entry || !entry.digest || !timingSafeEqual(entry.digest, digest)) return { error: kgError('KG_ERR_TOKEN_UNKNOWN') };
@@ -70,7 +71,8 @@ const PEER_ERRORS: Record<'missing' | 'untrusted' | 'expired' | 'revoked', Error
 };
 
 /** The verified client certificate of this connection → its binding. */
-export function lookupCertificate(index: CredentialIndex, socket: TLSSocket, nowMs: number): Found {
+export function lookupCertificate(index: CredentialIndex, socket: TLSSocket | undefined, nowMs: number): Found {
+  if (!socket) return { error: kgError('KG_ERR_CERT_MISSING') };
   const result = peerOf(socket);
   if (!result.ok) return { error: kgError(PEER_ERRORS[result.reason]) };
   const peer = result.peer;
@@ -83,20 +85,20 @@ export function lookupCertificate(index: CredentialIndex, socket: TLSSocket, now
 
 /**
  * The most specific binding decides: fingerprint, then an exact URI SAN, then a URI pattern
- * (most specific pattern first, see store/uri-pattern.ts), then a DNS SAN, then the subject
+ * (most specific pattern first, see matching/wildcard.ts), then a DNS SAN, then the subject
  * CN. There is no fall-through: when the deciding binding is ended or its account disabled,
  * the request is refused even if a less specific binding would match. Ending the fingerprint
  * binding of one leaked certificate must cut that certificate off, even while the account's
  * CN or SPIFFE binding keeps admitting its successors.
  */
-export function findBinding(index: CredentialIndex, peer: PeerIdentity): CredentialEntry | undefined {
+export function findBinding(index: CredentialIndex, peer: PeerIdentity): Principal | undefined {
   const byFp = index.certByFingerprint.get(peer.fingerprint);
   if (byFp) return byFp;
   for (const u of peer.uris) {
     const e = index.certByURI.get(u);
     if (e) return e;
   }
-  if (peer.uris.length) for (const p of index.certURIPatterns) for (const u of peer.uris) if (p.regex.test(u)) return p.entry;
+  if (peer.uris.length) for (const p of index.certURIPatterns) for (const u of peer.uris) if (p.matches(u)) return p.entry;
   for (const d of peer.dns) {
     const e = index.certByDNS.get(d.toLowerCase());
     if (e) return e;
@@ -106,9 +108,9 @@ export function findBinding(index: CredentialIndex, peer: PeerIdentity): Credent
 }
 
 /** A known credential admits its caller only while it and its account are live. */
-export function liveness(entry: CredentialEntry, nowMs: number): KeygateError | undefined {
+export function liveness(entry: Principal, nowMs: number): KeygateError | undefined {
   if (entry.revoked) return kgError('KG_ERR_TOKEN_REVOKED');
-  if (entry.expiresMs !== null && entry.expiresMs <= nowMs) return kgError(entry.kind === 'token' ? 'KG_ERR_TOKEN_EXPIRED' : 'KG_ERR_CERT_BINDING_ENDED');
+  if (entry.expiresMs !== null && entry.expiresMs <= nowMs) return kgError(entry.kind === 'cert' ? 'KG_ERR_CERT_BINDING_ENDED' : 'KG_ERR_TOKEN_EXPIRED');
   if (entry.account.disabled) return kgError('KG_ERR_ACCOUNT_DISABLED');
   if (entry.account.endMs !== null && entry.account.endMs <= nowMs) return kgError('KG_ERR_ACCOUNT_ENDED');
   return undefined;

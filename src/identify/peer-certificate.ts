@@ -5,19 +5,9 @@ import 'reflect-metadata';
 import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { SubjectAlternativeNameExtension, X509Certificate } from '@peculiar/x509';
+import type { PeerIdentity } from '../vocabulary/principal.js';
 
-export interface PeerIdentity {
-  /** SHA-256 of the DER certificate, lowercase hex without colons. */
-  readonly fingerprint: string;
-  readonly subject: string;
-  readonly cn: string | undefined;
-  readonly dns: readonly string[];
-  readonly uris: readonly string[];
-  readonly notBeforeMs: number;
-  readonly notAfterMs: number;
-  /** Value of x-forwarded-client-cert, in Envoy's format, built once. */
-  readonly xfcc: string;
-}
+export type { PeerIdentity };
 
 export type PeerResult =
   | { ok: true; peer: PeerIdentity }

@@ -4,13 +4,14 @@
 // enforced by TLS itself (rejectUnauthorized: false): a missing or untrusted certificate on a
 // client-certificate host gets a 401 problem+json, which can be audited and counted; on an
 // API-key host a certificate is ignored. An optional second port is client-certificate only.
+// Each request reaches the request path as an Exchange (transport/), nothing Node-specific.
 import https from 'node:https';
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import type { KeygateConfig } from '../config/schema.js';
-import type { ClientErrorHandler } from '../pipeline/client-error.js';
-import type { RequestHandler } from '../pipeline/handler.js';
-import { modeOfName } from './host-mode.js';
+import { Http1Exchange } from '../transport/http1.js';
+import type { ExchangeHandler } from '../vocabulary/exchange.js';
+import { modeOfName } from '../vocabulary/host-mode.js';
+import type { ParserRefusalHandler } from './parser-refusals.js';
 import type { TlsMaterial } from './tls-material.js';
 
 export interface MaterialHolder {
@@ -48,30 +49,35 @@ function applyLimits(server: https.Server, config: KeygateConfig): void {
   if (l.maxConnections > 0) server.maxConnections = l.maxConnections;
 }
 
+/**
+ * Requests go to `handler`; so do requests with `Expect: 100-continue`, without Node's
+ * automatic `100 Continue`: the forwarder sends it once every stage admitted the request.
+ */
+function wire(server: https.Server, config: KeygateConfig, handler: ExchangeHandler, onTlsError: (err: Error, socket: Socket) => void, onParserRefusal: ParserRefusalHandler, forcedMode?: 'clientauth'): void {
+  server.on('request', (req, res) => handler(new Http1Exchange(req, res), forcedMode));
+  server.on('checkContinue', (req, res) => handler(new Http1Exchange(req, res, true), forcedMode));
+  applyLimits(server, config);
+  server.on('tlsClientError', onTlsError);
+  server.on('clientError', onParserRefusal);
+}
+
 export function createListeners(
   config: KeygateConfig,
   holder: MaterialHolder,
-  handler: RequestHandler,
+  handler: ExchangeHandler,
   onTlsError: (err: Error, socket: Socket) => void,
-  onClientError: ClientErrorHandler,
+  onParserRefusal: ParserRefusalHandler,
 ): Listeners {
-  const main = https.createServer(
-    {
-      ...serverOptions(config),
-      ...holder.material.apiOptions,
-      SNICallback: (servername, cb) => cb(null, modeOfName(servername, holder.prefix) === 'clientauth' ? holder.material.clientAuth : holder.material.api),
-    },
-    (req, res) => handler(req, res),
-  );
-  applyLimits(main, config);
-  main.on('tlsClientError', onTlsError);
-  main.on('clientError', onClientError);
+  const main = https.createServer({
+    ...serverOptions(config),
+    ...holder.material.apiOptions,
+    SNICallback: (servername, cb) => cb(null, modeOfName(servername, holder.prefix) === 'clientauth' ? holder.material.clientAuth : holder.material.api),
+  });
+  wire(main, config, handler, onTlsError, onParserRefusal);
   let clientAuth: https.Server | undefined;
   if (config.listen.clientAuth.port !== null) {
-    clientAuth = https.createServer({ ...serverOptions(config), ...holder.material.clientAuthOptions }, (req, res) => handler(req, res, 'clientauth'));
-    applyLimits(clientAuth, config);
-    clientAuth.on('tlsClientError', onTlsError);
-    clientAuth.on('clientError', onClientError);
+    clientAuth = https.createServer({ ...serverOptions(config), ...holder.material.clientAuthOptions });
+    wire(clientAuth, config, handler, onTlsError, onParserRefusal, 'clientauth');
   }
   return {
     main,
@@ -84,8 +90,4 @@ export function createListeners(
     },
     all: () => (clientAuth ? [main, clientAuth] : [main]),
   };
-}
-
-export function socketIsTls(socket: Socket): socket is TLSSocket {
-  return 'encrypted' in socket;
 }

@@ -10,6 +10,7 @@ import { constants, createPrivateKey, X509Certificate, type KeyObject } from 'no
 import tls from 'node:tls';
 import { X509Certificate as PeculiarCertificate, X509Crl } from '@peculiar/x509';
 import type { KeygateConfig } from '../config/schema.js';
+import { KeygateFault } from '../errors/fault.js';
 
 export interface CertificateInfo {
   /** `crl` entries carry the CRL's nextUpdate: past it OpenSSL refuses every client certificate. */
@@ -17,6 +18,26 @@ export interface CertificateInfo {
   subject: string;
   notAfterMs: number;
   file: string;
+}
+
+/** A server certificate chain and its key, checked against each other. */
+export interface ServerIdentity {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  readonly certificates: readonly CertificateInfo[];
+  readonly warnings: readonly string[];
+  readonly files: readonly string[];
+}
+
+/** The trusted issuers of client certificates and their revocation lists. */
+export interface ClientTrust {
+  /** An explicit (possibly empty) list: without one Node would trust its public root store. */
+  readonly ca: readonly Buffer[];
+  readonly crl: readonly string[];
+  readonly certificates: readonly CertificateInfo[];
+  readonly warnings: readonly string[];
+  readonly files: readonly string[];
 }
 
 export interface TlsMaterial {
@@ -35,9 +56,9 @@ export interface TlsMaterial {
   readonly warnings: readonly string[];
 }
 
-export class TlsMaterialError extends Error {
+export class TlsMaterialError extends KeygateFault {
   constructor(readonly path: ReadonlyArray<string | number>, message: string) {
-    super(message);
+    super('KG_ERR_TLS_MATERIAL', message);
   }
 }
 
@@ -88,8 +109,7 @@ function info(c: X509Certificate, kind: CertificateInfo['kind'], file: string): 
 }
 
 /** The server key, checked against the leaf: a rotation that replaced one file of the pair but not yet the other is refused here. */
-function serverKey(buf: Buffer, leaf: X509Certificate, files: { cert: string; key: string }): KeyObject {
-  const path = ['listen', 'tls', 'key'];
+function serverKey(buf: Buffer, leaf: X509Certificate, files: { cert: string; key: string }, path: readonly string[]): KeyObject {
   if (buf.toString('utf8').trim() === '') throw new TlsMaterialError(path, `${files.key}: the file is empty`);
   let key: KeyObject;
   try {
@@ -136,26 +156,29 @@ function crlsIn(buf: Buffer, file: string, path: ReadonlyArray<string | number>)
   });
 }
 
-export function loadTlsMaterial(config: KeygateConfig, nowMs = Date.now()): TlsMaterial {
-  const { tls: tlsCfg, clientAuth } = config.listen;
+/** The server certificate and key at `path` in the config (listen.tls, admin.tls). */
+export function loadServerIdentity(tlsCfg: { cert: string; key: string; minVersion?: 'TLSv1.2' | 'TLSv1.3' }, path: readonly string[], nowMs = Date.now()): ServerIdentity {
   const warnings: string[] = [];
-  const cert = read(tlsCfg.cert, ['listen', 'tls', 'cert']);
-  const key = read(tlsCfg.key, ['listen', 'tls', 'key']);
-  const chain = certificatesIn(cert, tlsCfg.cert, ['listen', 'tls', 'cert']);
+  const cert = read(tlsCfg.cert, [...path, 'cert']);
+  const key = read(tlsCfg.key, [...path, 'key']);
+  const chain = certificatesIn(cert, tlsCfg.cert, [...path, 'cert']);
   const leaf = chain[0]!;
-  serverKey(key, leaf, tlsCfg);
-  const certificates: CertificateInfo[] = [info(leaf, 'server', tlsCfg.cert)];
+  serverKey(key, leaf, tlsCfg, [...path, 'key']);
   if (Date.parse(leaf.validTo) <= nowMs) warnings.push(`the server certificate in ${tlsCfg.cert} expired at ${new Date(leaf.validTo).toISOString()}`);
-  const files = [tlsCfg.cert, tlsCfg.key];
-  const apiOptions: tls.SecureContextOptions = { cert, key, minVersion: tlsCfg.minVersion, secureOptions: SECURE_OPTIONS };
-  let api: tls.SecureContext;
+  const minVersion = tlsCfg.minVersion ?? 'TLSv1.2';
   try {
-    api = tls.createSecureContext(apiOptions);
+    tls.createSecureContext({ cert, key, minVersion, secureOptions: SECURE_OPTIONS });
   } catch (err) {
-    throw new TlsMaterialError(['listen', 'tls'], `server certificate and key: ${(err as Error).message}`);
+    throw new TlsMaterialError(path, `server certificate and key: ${(err as Error).message}`);
   }
-  // An explicit (possibly empty) CA list: without one Node would trust its public root store
-  // for client certificates.
+  return { cert, key, minVersion, certificates: [info(leaf, 'server', tlsCfg.cert)], warnings, files: [tlsCfg.cert, tlsCfg.key] };
+}
+
+/** listen.clientAuth: CA bundle(s) and CRL(s). */
+export function loadClientTrust(clientAuth: KeygateConfig['listen']['clientAuth'], nowMs = Date.now()): ClientTrust {
+  const warnings: string[] = [];
+  const certificates: CertificateInfo[] = [];
+  const files: string[] = [];
   const ca: Buffer[] = [];
   const caCerts: X509Certificate[] = [];
   (clientAuth.ca ?? []).forEach((file, i) => {
@@ -194,12 +217,40 @@ export function loadTlsMaterial(config: KeygateConfig, nowMs = Date.now()): TlsM
       }
     }
   }
-  const clientAuthOptions: tls.SecureContextOptions = { ...apiOptions, ca, ...(crl.length ? { crl } : {}) };
+  return { ca, crl, certificates, warnings, files };
+}
+
+/** Secure contexts for a listener: the identity, plus the client trust for client-certificate hosts. */
+export function composeMaterial(identity: ServerIdentity, trust: ClientTrust): TlsMaterial {
+  const apiOptions: tls.SecureContextOptions = { cert: identity.cert, key: identity.key, minVersion: identity.minVersion, secureOptions: SECURE_OPTIONS };
+  const api = tls.createSecureContext(apiOptions);
+  const clientAuthOptions: tls.SecureContextOptions = { ...apiOptions, ca: [...trust.ca], ...(trust.crl.length ? { crl: [...trust.crl] } : {}) };
   let clientAuthCtx: tls.SecureContext;
   try {
     clientAuthCtx = tls.createSecureContext(clientAuthOptions);
   } catch (err) {
     throw new TlsMaterialError(['listen', 'clientAuth'], `client CA or CRL: ${(err as Error).message}`);
   }
-  return { apiOptions, clientAuthOptions, api, clientAuth: clientAuthCtx, certificates, files, clientCaConfigured: ca.length > 0, warnings };
+  return {
+    apiOptions,
+    clientAuthOptions,
+    api,
+    clientAuth: clientAuthCtx,
+    certificates: [...identity.certificates, ...trust.certificates],
+    files: [...identity.files, ...trust.files],
+    clientCaConfigured: trust.ca.length > 0,
+    warnings: [...identity.warnings, ...trust.warnings],
+  };
+}
+
+/** Everything the public listener needs, read at once (`keygate check`, start). */
+export function loadTlsMaterial(config: KeygateConfig, nowMs = Date.now()): TlsMaterial {
+  return composeMaterial(loadServerIdentity(config.listen.tls, ['listen', 'tls'], nowMs), loadClientTrust(config.listen.clientAuth, nowMs));
+}
+
+/** The admin listener's options: its own identity (admin.tls) and the proxy's client trust. */
+export function composeAdminOptions(identity: ServerIdentity, trust: ClientTrust): { readonly options: tls.SecureContextOptions } {
+  const options: tls.SecureContextOptions = { cert: identity.cert, key: identity.key, minVersion: identity.minVersion, secureOptions: SECURE_OPTIONS, ca: [...trust.ca], ...(trust.crl.length ? { crl: [...trust.crl] } : {}) };
+  tls.createSecureContext(options);
+  return { options };
 }

@@ -19,6 +19,7 @@ export class KeygateMetrics {
   readonly certificateExpiry: Gauge<'kind' | 'subject'>;
   readonly shadowDenials: Counter<'account'>;
   readonly storeErrors: Counter<'backend' | 'mode'>;
+  readonly internalErrors: Counter<'where'>;
   readonly inflight: Gauge;
   /** Where keygate_inflight_requests reads its value (the pipeline sets it). */
   inflightSource: () => number = () => 0;
@@ -47,6 +48,8 @@ export class KeygateMetrics {
     this.certificateExpiry = new Gauge({ name: 'keygate_certificate_expiry_timestamp_seconds', help: 'notAfter of the server certificate (kind=server) and of each trusted client CA (client_ca), and nextUpdate of each CRL (crl), Unix seconds.', labelNames: ['kind', 'subject'], registers });
     this.shadowDenials = new Counter({ name: 'keygate_shadow_denials_total', help: 'Requests that scope rules would deny, admitted because authorization.mode is shadow.', labelNames: ['account'], registers });
     this.storeErrors = new Counter({ name: 'keygate_store_errors_total', help: 'Requests that met an unreachable shared store, by backend and the failMode applied.', labelNames: ['backend', 'mode'], registers });
+    this.internalErrors = new Counter({ name: 'keygate_internal_errors_total', help: 'Failures inside keygate that no rule foresaw (a bug), by where they happened: request, admin, reload, audit, store. Each is also logged with its stack.', labelNames: ['where'], registers });
+    for (const where of ['request', 'admin', 'reload', 'audit', 'store']) this.internalErrors.inc({ where }, 0);
     // Read at scrape time from the pipeline's own counter: no gauge update per request.
     const inflightNow = () => this.inflightSource();
     this.inflight = new Gauge({

@@ -1,247 +1,47 @@
-// The request lifecycle: an ordered list of stages, each of which lets the request continue or
-// answers it with a KeygateError; forward is always last. Only this file turns a decision
-// into a response (via the problem writer) and only this file records the outcome (audit,
-// metrics), once, when the response closes.
+// The request lifecycle: an exchange comes in, the front stages every request meets run, then
+// the chain compiled for its route, then that chain's terminal. A stage lets the request go on
+// or returns its refusal; this file is the only place that turns a refusal into an answer
+// (through transport/problem.ts) and the only place that records the outcome — once, when the
+// exchange closes — in the audit log and the metrics. Nothing thrown here may end the process
+// or vanish: it is answered 500 KG_ERR_INTERNAL, logged with the request id, and counted.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
-import { authorize } from '../authorize/stage.js';
-import { normalizeTarget } from '../authorize/normalize-path.js';
 import { KeygateError, kgError } from '../errors/keygate-error.js';
-import { writeProblem } from '../errors/problem.js';
-import { scanRequestHeaders } from '../forward/headers.js';
-import { matchRoute } from '../forward/routes.js';
-import { forward, type ForwardResult } from '../forward/stage.js';
-import { identify } from '../identify/stage.js';
-import { clientAddress } from '../listener/client-address.js';
-import { hostName, modeOfName } from '../listener/host-mode.js';
 import type { AuditSink } from '../observe/audit.js';
 import type { Logger } from '../observe/logger.js';
 import type { KeygateMetrics, Outcome } from '../observe/metrics.js';
-import type { RateLimiter } from '../ratelimit/limiter.js';
-import { appendRateLimitHeaders, limitStage } from '../ratelimit/stage.js';
-import type { UsageTracker } from '../store/usage-tracker.js';
-import type { HostMode, RequestContext } from './context.js';
-import type { Runtime } from './runtime.js';
+import { scanRequestHeaders } from '../request/scan-headers.js';
+import { clientAddress } from '../transport/client-address.js';
+import { appendOwnHeaders } from '../transport/own-headers.js';
+import { sendProblem } from '../transport/problem.js';
+import type { RequestContext } from '../vocabulary/context.js';
+import type { Exchange } from '../vocabulary/exchange.js';
+import { modeOfName, type HostMode } from '../vocabulary/host-mode.js';
+import type { TerminalResult, Verdict } from '../vocabulary/stage.js';
+import type { AnyStage } from './chain.js';
+import type { CompiledPipeline } from './compile.js';
 
-type StageResult = KeygateError | undefined;
-export type Stage = (ctx: RequestContext) => StageResult | Promise<StageResult>;
-
-export interface PipelineState {
-  runtime: Runtime;
-  draining: boolean;
-  /** Requests being handled now (drain waits for 0). */
-  inflight: number;
-}
-
-export interface PipelineDeps {
-  state: PipelineState;
+export interface HandlerDeps {
+  /** The pipeline of the current config; a request keeps the one it started with. */
+  pipeline: () => CompiledPipeline;
   metrics: KeygateMetrics;
   audit: AuditSink;
-  limiter: RateLimiter;
-  /** Per client IP, for failed authentications. */
-  failureLimiter: RateLimiter;
-  usage: UsageTracker;
   logger: Logger;
   now?: () => number;
 }
 
-const DAY_MS = 86_400_000;
-const OUTCOME_BY_STATUS: Record<number, Outcome> = { 400: 'bad_request', 401: 'unauthenticated', 403: 'forbidden', 404: 'no_route', 421: 'misdirected', 429: 'rate_limited', 500: 'internal_error', 502: 'upstream_error', 503: 'unavailable', 504: 'upstream_error' };
-
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse, forcedMode?: HostMode) => void;
-
-export function createRequestHandler(deps: PipelineDeps): RequestHandler {
-  const { state, metrics, audit, usage } = deps;
-  const now = deps.now ?? Date.now;
-  metrics.inflightSource = () => state.inflight;
-  const warnedDay = new Map<string, number>();
-
-  const gate: Stage = () => {
-    if (state.draining) return new KeygateError('KG_ERR_SHUTTING_DOWN', undefined, { 'retry-after': '5', connection: 'close' });
-    return undefined;
-  };
-
-  const target: Stage = (ctx) => {
-    const t = normalizeTarget(ctx.req.url ?? '');
-    if (!t.ok) return new KeygateError('KG_ERR_PATH_INVALID', `The request path is refused: ${t.why}.`);
-    ctx.path = t.path;
-    ctx.query = t.query;
-    ctx.route = matchRoute(ctx.rt.routes, t.path);
-    if (!ctx.route) return kgError('KG_ERR_NO_ROUTE');
-    if (ctx.rt.config.maintenance && !ctx.route.public) return new KeygateError('KG_ERR_MAINTENANCE', undefined, { 'retry-after': '120' });
-    return undefined;
-  };
-
-  const identifyStage: Stage = (ctx) => {
-    if (ctx.route!.public) return undefined;
-    const err = identify(ctx);
-    if (!err) return undefined;
-    metrics.authFailures.labels(err.reason).inc();
-    // Failed authentications are limited per client IP: past the budget the answer is 429, so
-    // guessing tokens costs time. A request with a valid credential is never held back.
-    const r = deps.failureLimiter.take(ctx.clientIp, ctx.rt.authFailurePolicy, ctx.nowMs);
-    const limited = (res: { allowed: boolean; retryAfterSec: number }) =>
-      res.allowed ? withChallenge(ctx, err) : new KeygateError('KG_ERR_AUTH_RATE_LIMITED', undefined, { 'retry-after': String(res.retryAfterSec) });
-    return r instanceof Promise ? r.then(limited) : limited(r);
-  };
-
-  const authorizeStage: Stage = (ctx) => {
-    if (ctx.route!.public) return undefined;
-    const err = authorize(ctx);
-    if (ctx.shadowDenied) metrics.shadowDenials.labels(ctx.credential!.account.name).inc();
-    return err;
-  };
-
-  const warnStage: Stage = (ctx) => {
-    const c = ctx.credential;
-    if (!c || c.warnFromMs === null || ctx.nowMs < c.warnFromMs) return undefined;
-    ctx.expiresHeader = c.endsHeader!;
-    const day = Math.floor(ctx.nowMs / DAY_MS);
-    if (warnedDay.get(c.id) !== day) {
-      if (warnedDay.size > 100_000) warnedDay.clear();
-      warnedDay.set(c.id, day);
-      ctx.warning = `credential ends ${c.endsHeader}`;
-    }
-    return undefined;
-  };
-
-  const limit = limitStage(deps.limiter);
-  const limitStageIfAuthenticated: Stage = (ctx) => (ctx.route!.public ? undefined : limit(ctx));
-
-  // Limit before authorize: every answer to an authenticated request, a 403 included, carries
-  // RateLimit-* and the early-warning header (SPEC §5), and probing for paths costs budget.
-  const stages: Stage[] = [gate, target, identifyStage, warnStage, limitStageIfAuthenticated, authorizeStage];
-
-  function answer(ctx: RequestContext, err: KeygateError): void {
-    ctx.reason = err.code;
-    ctx.answered = err;
-    if (err.status === 429 && err.code === 'KG_ERR_RATE_LIMITED') metrics.rateLimited.labels(ctx.credential?.account.name ?? '').inc();
-    if (err.code === 'KG_ERR_AUTH_RATE_LIMITED') metrics.rateLimited.labels('').inc();
-    writeProblem(ctx.res, err, ctx.requestId, ownHeaders(ctx));
-  }
-
-  function proceed(ctx: RequestContext): void {
-    if (ctx.credential && !ctx.route!.public) usage.touch(ctx.credential.id, ctx.nowMs);
-    if (ctx.route!.public) ctx.reason = 'public route';
-    forward(ctx, (r: ForwardResult) => {
-      if (r.ok || !r.error) return; // a client that left needs no answer
-      metrics.upstreamErrors.labels(r.reason).inc();
-      ctx.reason = `${r.error.code} (${r.reason})`;
-      ctx.answered = r.error;
-      writeProblem(ctx.res, r.error, ctx.requestId, ownHeaders(ctx));
-    });
-  }
-
-  function run(ctx: RequestContext, from: number): void {
-    for (let i = from; i < stages.length; i++) {
-      let r: StageResult | Promise<StageResult>;
-      try {
-        r = stages[i]!(ctx);
-      } catch (err) {
-        internalError(ctx, err);
-        return;
-      }
-      if (r instanceof Promise) {
-        r.then(
-          (res) => (res ? answer(ctx, res) : run(ctx, i + 1)),
-          (err: unknown) => internalError(ctx, err),
-        );
-        return;
-      }
-      if (r) {
-        answer(ctx, r);
-        return;
-      }
-    }
-    proceed(ctx);
-  }
-
-  function internalError(ctx: RequestContext, err: unknown): void {
-    deps.logger.error({ err, requestId: ctx.requestId }, 'request stage failed');
-    answer(ctx, kgError('KG_ERR_INTERNAL'));
-  }
-
-  // Runs once per request, on the response's 'close' (which Node emits exactly once, whether
-  // the answer finished or the client went away), so audit and metrics never count twice.
-  function complete(ctx: RequestContext): void {
-    state.inflight--;
-    const res = ctx.res;
-    const status = res.headersSent || res.writableFinished ? res.statusCode : 499;
-    const c = ctx.credential;
-    const err = ctx.answered;
-    const clientLeft = !err && !res.writableFinished;
-    const outcome: Outcome = err ? (OUTCOME_BY_STATUS[err.status] ?? 'upstream_error') : clientLeft ? 'client_closed' : ctx.route?.public ? 'public' : 'allowed';
-    const seconds = (performance.now() - ctx.startedAt) / 1000;
-    metrics.observeRequest(c?.account.name ?? '', ctx.auth ?? '', outcome, seconds);
-    audit.request({
-      requestId: ctx.requestId,
-      account: c?.account.name ?? null,
-      credential: c?.id ?? null,
-      auth: ctx.auth ?? null,
-      method: ctx.method,
-      host: ctx.host,
-      path: ctx.path,
-      status,
-      decision: !err ? 'allow' : err.status >= 500 ? 'error' : 'deny',
-      reason: clientLeft ? (ctx.reason ? `${ctx.reason}; client closed` : 'client closed') : ctx.reason || 'forwarded',
-      durationMs: Math.round(seconds * 1e6) / 1e3,
-      clientIp: ctx.clientIp,
-      route: ctx.route?.index,
-      warning: ctx.warning,
-    });
-    // Debug aid for "why was this refused": what arrived, by header *name* only. Values are
-    // never logged: they hold credentials.
-    if (deps.logger.isLevelEnabled('debug')) {
-      deps.logger.debug({ requestId: ctx.requestId, mode: ctx.mode, sni: (ctx.req.socket as TLSSocket).servername || null, headerNames: headerNames(ctx.req.rawHeaders), status, reason: ctx.reason }, 'request handled');
-    }
-  }
-
-  return function handle(req, res, forcedMode) {
-    const rt = state.runtime;
-    const socket = req.socket as TLSSocket;
-    const sni = socket.servername;
-    const mode: HostMode = forcedMode ?? (typeof sni === 'string' && sni ? modeOfName(sni, rt.clientAuthPrefix) : 'api-key');
-    const headers = scanRequestHeaders(req.rawHeaders);
-    const requestId = headers.requestId ?? randomUUID();
-    const host = req.headers.host ?? '';
-    const ctx: RequestContext = {
-      req,
-      res,
-      rt,
-      startedAt: performance.now(),
-      nowMs: now(),
-      requestId,
-      clientIp: clientAddress(socket.remoteAddress),
-      mode,
-      host,
-      method: req.method ?? 'GET',
-      headers,
-      path: pathForAudit(req.url),
-      query: '',
-      reason: '',
-    };
-    state.inflight++;
-    res.once('close', () => complete(ctx));
-    // 421 before anything else: the Host must name a host of the connection's own mode. The
-    // dedicated client-certificate port has no SNI to compare with.
-    if (!forcedMode && host && modeOfName(hostName(host), rt.clientAuthPrefix) !== mode) {
-      answer(ctx, kgError('KG_ERR_MISDIRECTED'));
-      return;
-    }
-    run(ctx, 0);
-  };
+export interface RequestHandler {
+  handle(x: Exchange, forcedMode?: HostMode): void;
+  /** Requests being handled now (drain waits for 0). */
+  inflight(): number;
 }
 
-/** The headers keygate adds to an answer of its own besides x-request-id (set by writeProblem). */
-function ownHeaders(ctx: RequestContext): Record<string, string> | undefined {
-  if (!ctx.limit && !ctx.expiresHeader) return undefined;
-  const list: string[] = [];
-  if (ctx.limit) appendRateLimitHeaders(list, ctx.limit);
-  if (ctx.expiresHeader) list.push('keygate-credential-expires', ctx.expiresHeader);
-  const out: Record<string, string> = {};
-  for (let i = 0; i < list.length; i += 2) out[list[i]!] = list[i + 1]!;
-  return out;
+const OUTCOME_BY_STATUS: Record<number, Outcome> = { 400: 'bad_request', 401: 'unauthenticated', 403: 'forbidden', 404: 'no_route', 421: 'misdirected', 429: 'rate_limited', 500: 'internal_error', 502: 'upstream_error', 503: 'unavailable', 504: 'upstream_error' };
+
+/** Until the path is normalized, audit the raw path without its query string. */
+function pathForAudit(url: string): string {
+  const q = url.indexOf('?');
+  const p = q === -1 ? url : url.slice(0, q);
+  return p.length > 512 ? p.slice(0, 512) + '…' : p;
 }
 
 function headerNames(raw: readonly string[]): string[] {
@@ -250,15 +50,152 @@ function headerNames(raw: readonly string[]): string[] {
   return names;
 }
 
-/** Until the path is normalized, audit the raw path without its query string. */
-function pathForAudit(url: string | undefined): string {
-  if (!url) return '';
-  const q = url.indexOf('?');
-  const p = q === -1 ? url : url.slice(0, q);
-  return p.length > 512 ? p.slice(0, 512) + '…' : p;
-}
+export function createRequestHandler(deps: HandlerDeps): RequestHandler {
+  const { metrics, audit, logger } = deps;
+  const now = deps.now ?? Date.now;
+  let inflight = 0;
+  metrics.inflightSource = () => inflight;
 
-function withChallenge(ctx: RequestContext, err: KeygateError): KeygateError {
-  const scheme = ctx.mode === 'clientauth' ? 'ClientCertificate realm="keygate"' : err.code === 'KG_ERR_CREDENTIAL_MISSING' ? 'Bearer realm="keygate"' : 'Bearer realm="keygate", error="invalid_token"';
-  return new KeygateError(err.code, err.detail, { ...err.headers, 'www-authenticate': scheme });
+  function internalError(ctx: RequestContext, err: unknown, where: string): void {
+    logger.error({ err: (err as Error)?.message, stack: (err as Error)?.stack, requestId: ctx.requestId, where }, 'request failed inside keygate');
+    metrics.internalErrors.labels('request').inc();
+    if (ctx.answered?.code === 'KG_ERR_INTERNAL') {
+      ctx.x.destroy(); // failing again while answering the failure: cut the exchange
+      return;
+    }
+    answer(ctx, kgError('KG_ERR_INTERNAL'));
+  }
+
+  function answer(ctx: RequestContext, err: KeygateError): void {
+    ctx.reason = err.code;
+    ctx.answered = err;
+    try {
+      sendProblem(ctx.x, err, ctx.requestId, appendOwnHeaders([], ctx));
+    } catch (e) {
+      internalError(ctx, e, 'answer');
+    }
+  }
+
+  function terminalDone(ctx: RequestContext, r: TerminalResult): void {
+    if (r.ok || !r.error) return; // a client that left needs no answer
+    metrics.upstreamErrors.labels(r.reason).inc();
+    answer(ctx, r.error);
+    ctx.reason = `${r.error.code} (${r.reason})`;
+  }
+
+  /** Runs `stages` from `i`; after the front stages, the chain of the route they picked. */
+  function advance(ctx: RequestContext, p: CompiledPipeline, stages: readonly AnyStage[], i: number, front: boolean): void {
+    for (;;) {
+      for (; i < stages.length; i++) {
+        let v: Verdict | Promise<Verdict>;
+        try {
+          v = stages[i]!.run(ctx);
+        } catch (err) {
+          internalError(ctx, err, stages[i]!.name);
+          return;
+        }
+        if (v === undefined) continue;
+        if (v instanceof KeygateError) {
+          answer(ctx, v);
+          return;
+        }
+        const next = i + 1;
+        v.then(
+          (r) => (r ? answer(ctx, r) : advance(ctx, p, stages, next, front)),
+          (err: unknown) => internalError(ctx, err, stages[i]!.name),
+        );
+        return;
+      }
+      if (!front) break;
+      front = false;
+      stages = p.chains[ctx.route!.index]!.stages;
+      i = 0;
+    }
+    try {
+      p.chains[ctx.route!.index]!.terminal.run(ctx, (r: TerminalResult) => terminalDone(ctx, r));
+    } catch (err) {
+      internalError(ctx, err, 'terminal');
+    }
+  }
+
+  // Runs once per request, when the exchange closes (whether the answer finished or the client
+  // went away), so audit and metrics never count twice.
+  function complete(ctx: RequestContext): void {
+    inflight--;
+    try {
+      const x = ctx.x;
+      const status = x.headersSent || x.completed ? x.statusCode : 499;
+      const c = ctx.principal;
+      const err = ctx.answered;
+      const clientLeft = !err && !x.completed;
+      const outcome: Outcome = err ? (OUTCOME_BY_STATUS[err.status] ?? 'upstream_error') : clientLeft ? 'client_closed' : ctx.route?.public ? 'public' : 'allowed';
+      const seconds = (performance.now() - ctx.startedAt) / 1000;
+      if (ctx.authFailure) metrics.authFailures.labels(ctx.authFailure.reason).inc();
+      if (err?.code === 'KG_ERR_RATE_LIMITED') metrics.rateLimited.labels(c?.account.name ?? '').inc();
+      else if (err?.code === 'KG_ERR_AUTH_RATE_LIMITED') metrics.rateLimited.labels('').inc();
+      if (ctx.shadowDenied && c) metrics.shadowDenials.labels(c.account.name).inc();
+      metrics.observeRequest(c?.account.name ?? '', ctx.auth ?? '', outcome, seconds);
+      audit.request({
+        requestId: ctx.requestId,
+        account: c?.account.name ?? null,
+        credential: c?.id ?? null,
+        auth: ctx.auth ?? null,
+        method: ctx.method,
+        host: ctx.host,
+        path: ctx.path,
+        status,
+        decision: !err ? 'allow' : err.status >= 500 ? 'error' : 'deny',
+        reason: clientLeft ? (ctx.reason ? `${ctx.reason}; client closed` : 'client closed') : ctx.reason || 'forwarded',
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+        clientIp: ctx.clientIp,
+        route: ctx.route?.index,
+        warning: ctx.warning,
+      });
+      // Debug aid for "why was this refused": what arrived, by header *name* only. Values are
+      // never logged: they hold credentials.
+      if (logger.isLevelEnabled('debug')) {
+        logger.debug({ requestId: ctx.requestId, mode: ctx.mode, sni: x.tls?.servername || null, headerNames: headerNames(x.rawHeaders), status, reason: ctx.reason }, 'request handled');
+      }
+    } catch (err) {
+      logger.error({ err: (err as Error)?.message, stack: (err as Error)?.stack, requestId: ctx.requestId }, 'recording a finished request failed');
+      metrics.internalErrors.labels('audit').inc();
+    }
+  }
+
+  function handle(x: Exchange, forcedMode?: HostMode): void {
+    const p = deps.pipeline();
+    const sni = x.tls?.servername;
+    const headers = scanRequestHeaders(x.rawHeaders);
+    const ctx: RequestContext = {
+      x,
+      startedAt: performance.now(),
+      nowMs: now(),
+      requestId: headers.requestId ?? randomUUID(),
+      clientIp: clientAddress(x.tls?.remoteAddress),
+      mode: forcedMode ?? (typeof sni === 'string' && sni ? modeOfName(sni, p.clientAuthPrefix) : 'api-key'),
+      host: headers.host ?? '',
+      method: x.method,
+      headers,
+      reference: undefined,
+      path: pathForAudit(x.target),
+      query: '',
+      reason: '',
+      route: undefined,
+      auth: undefined,
+      principal: undefined,
+      peer: undefined,
+      limit: undefined,
+      authFailure: undefined,
+      rule: undefined,
+      shadowDenied: undefined,
+      expiresHeader: undefined,
+      warning: undefined,
+      answered: undefined,
+    };
+    inflight++;
+    x.onClose(() => complete(ctx));
+    advance(ctx, p, forcedMode ? p.frontForcedMode : p.front, 0, true);
+  }
+
+  return { handle, inflight: () => inflight };
 }

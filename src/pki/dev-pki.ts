@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { KeygateFault } from '../errors/fault.js';
 import { createAuthority, issueServerCertificate } from './pki.js';
 
 export interface DevPkiFiles {
@@ -47,10 +48,9 @@ export async function writeKey(file: string, pem: string | Buffer): Promise<void
   await chmod(file, 0o600);
 }
 
-export class PkiExistsError extends Error {
+export class PkiExistsError extends KeygateFault {
   constructor(readonly files: string[]) {
-    super(`${files.join(', ')} already exist${files.length === 1 ? 's' : ''}; pass --force to replace ${files.length === 1 ? 'it' : 'them'} (certificates issued by the old CAs stop working)`);
-    this.name = 'PkiExistsError';
+    super('KG_ERR_PKI_EXISTS', `${files.join(', ')} already exist${files.length === 1 ? 's' : ''}; pass --force to replace ${files.length === 1 ? 'it' : 'them'} (certificates issued by the old CAs stop working)`);
   }
 }
 

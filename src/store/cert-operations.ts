@@ -3,7 +3,7 @@
 import { createHash, type X509Certificate } from 'node:crypto';
 import { accountScopes } from './check.js';
 import { newId } from './token-format.js';
-import { uriPatternProblem } from './uri-pattern.js';
+import { uriPatternProblem } from '../matching/uri-pattern.js';
 import { findAccount, OperationError, type OpContext } from './operations.js';
 import type { CertBindingRecord, CertMatch, StoreData } from './types.js';
 

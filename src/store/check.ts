@@ -3,15 +3,11 @@
 // Used by `keygate check`, by a running proxy before it accepts a changed file, and by the
 // CLI before it writes.
 import type { KeygateConfig } from '../config/schema.js';
-import type { ValuePath } from '../config/source.js';
-import { BUILTIN_SCOPES } from '../authorize/builtin.js';
-import type { StoreData } from './types.js';
-import { uriPatternProblem } from './uri-pattern.js';
+import { BUILTIN_SCOPES } from '../config/builtin-scopes.js';
+import type { DataProblem, StoreData } from './types.js';
+import { uriPatternProblem } from '../matching/uri-pattern.js';
 
-export interface DataProblem {
-  path: ValuePath;
-  message: string;
-}
+export type { DataProblem };
 
 export function accountScopes(account: { roles: string[]; scopes: string[] }, config: Pick<KeygateConfig, 'roles'>): Set<string> {
   const out = new Set(account.scopes);

@@ -79,7 +79,13 @@ export type StoreChange =
   | { readonly op: 'put'; readonly kind: 'certificate'; readonly record: CertBindingRecord }
   | { readonly op: 'delete'; readonly kind: 'account' | 'token' | 'certificate'; readonly key: string };
 
-/** A problem a backend found in data it read (a hand edit that does not validate). */
+/** A problem with the data itself, at a path inside it (`tokens[3].scopes[0]`); the backend positions it. */
+export interface DataProblem {
+  path: ReadonlyArray<string | number>;
+  message: string;
+}
+
+/** A problem a backend found in data it read (a hand edit that does not validate), positioned in its own terms. */
 export interface StoreProblem {
   file: string;
   line: number;
@@ -90,9 +96,13 @@ export interface StoreProblem {
 /**
  * What a running proxy is told by the store it follows. A backend first delivers a snapshot,
  * then changes in revision order; after a gap it cannot bridge (a reconnect that outlived the
- * change log, a file replaced by hand) it delivers a snapshot again. Revisions only grow.
+ * change log) it delivers a snapshot again. Revisions only grow. A version the follower does
+ * not `accept` is reported with onRejected and skipped: the next changes are relative to the
+ * last accepted version, so the follower's state never mixes a refused version into a later one.
  */
 export interface StoreFeed {
+  /** Problems that make this version unusable for the follower (cross-checks against its config); none = accept. */
+  accept?(data: StoreData): readonly DataProblem[];
   /** The whole inventory as of `revision`. */
   onSnapshot(data: StoreData, revision: number): void;
   /** The changes that took the inventory from the previous revision to `revision`. */
@@ -101,6 +111,12 @@ export interface StoreFeed {
   onRejected?(problems: readonly StoreProblem[]): void;
   /** The store became reachable (true) or unreachable (false); shared stores only. */
   onStatus?(up: boolean, detail?: string): void;
+}
+
+export interface StoreFollower {
+  /** Looks for changes now and resolves once they were delivered (read-your-writes after an update). */
+  sync(): Promise<void>;
+  stop(): void;
 }
 
 /**
@@ -114,10 +130,15 @@ export interface CredentialStore {
   /** For logs and error messages: "file /etc/keygate/credentials.yaml", "redis 10.0.0.5:6379/0". */
   readonly description: string;
   read(): Promise<StoreData>;
+  /**
+   * Reads and validates, then runs `check` (cross-checks against keygate.yaml) and returns its
+   * problems positioned where an operator can find them (file:line:col for the file store).
+   */
+  load(check?: (data: StoreData) => readonly DataProblem[]): Promise<{ data?: StoreData; problems: StoreProblem[] }>;
   /** Applies `mutate` to the current data and persists the result, atomically; returns what it returned. */
   update<T>(mutate: (data: StoreData) => T, meta?: { actor?: string }): Promise<T>;
-  /** Follows changes made by anyone (snapshot first). Returns an unsubscribe. */
-  follow(feed: StoreFeed): () => void;
+  /** Follows changes made by anyone (snapshot first). */
+  follow(feed: StoreFeed): StoreFollower;
   readUsage(): Promise<UsageMap>;
   /** Merges these last-use times into the persisted ones (keeps the later of each). */
   writeUsage(usage: UsageMap): Promise<void>;

@@ -3,7 +3,7 @@
 // and the management audit lines. Each accepted input has a refused twin.
 import { userInfo } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FileStore } from '../../src/store/file-store.js';
+import { FileStore } from '../../src/store/file/file-store.js';
 import { bindCertificate } from '../../src/store/cert-operations.js';
 import { loadConfigOrThrow } from '../../src/config/load.js';
 import { createTestEnv, readJsonLines, type TestEnv } from '../helpers/harness.js';

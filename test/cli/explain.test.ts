@@ -6,7 +6,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfigOrThrow } from '../../src/config/load.js';
-import { FileStore } from '../../src/store/file-store.js';
+import { FileStore } from '../../src/store/file/file-store.js';
 import { createAccount, createToken, revokeToken, updateAccount } from '../../src/store/operations.js';
 import { createTestEnv, type TestEnv } from '../helpers/harness.js';
 

@@ -3,7 +3,7 @@
 // `token list` and `account show`; JSON and CSV exports parse and hold no secret or hash.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FileStore } from '../../src/store/file-store.js';
+import { FileStore } from '../../src/store/file/file-store.js';
 import { createTestEnv, eventually, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
 
 // Steps run CLI children (a node start-up each): allow for a busy machine.

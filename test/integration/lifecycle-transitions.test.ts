@@ -110,7 +110,8 @@ describe('lifecycle against a running proxy', { timeout: 60_000 }, () => {
     const denied = await request({ port: proxy.port, ca: env.serverCa.certPem, method: 'POST', path: '/api/items', headers: { 'x-api-key': narrow.secret } });
     expect(denied.status).toBe(403);
     expect(denied.json().detail).toContain('items:write');
-    expect((await call(full.secret, 'POST', '/api/items')).status).toBe(200);
+    // Created after `narrow`: like every change, it is in force within a second of the command.
+    await within1s(full.secret, 200, undefined, 'POST', '/api/items');
 
     const wider = await env.cli(['token', 'create', '--account', 'scoper', '--scope', 'reports:read']);
     expect(wider.code).toBe(1);

@@ -5,7 +5,7 @@ import { API_HOST, MTLS_HOST, request, type InProcessProxy, type Response, type 
 import type { Issued } from '../helpers/pki.js';
 import { loadConfigOrThrow } from '../../src/config/load.js';
 import { bindCertificate, type BindingInput } from '../../src/store/cert-operations.js';
-import { FileStore } from '../../src/store/file-store.js';
+import { FileStore } from '../../src/store/file/file-store.js';
 import { createAccount as createAccountOp, updateAccount, type AccountInput, type AccountPatch, type OpContext } from '../../src/store/operations.js';
 import type { StoreData } from '../../src/store/types.js';
 import { sample } from './support.js';

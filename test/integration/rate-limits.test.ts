@@ -37,7 +37,7 @@ async function call(secret: string | undefined) {
  */
 async function tokenFor(account: string, opts: { policy?: string } = {}) {
   const t = await env.token(account, opts);
-  await eventually(() => proxy.instance.runtime().credentials.byId.has(t.id), 3_000);
+  await eventually(() => proxy.instance.index().byId.has(t.id), 3_000);
   return t;
 }
 

@@ -5,11 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compileLoaded, indexStore } from '../../src/build.js';
+import { compileLoaded, indexStore } from '../../src/runtime/build.js';
 import { loadConfig, type LoadedConfig } from '../../src/config/load.js';
 import { formatProblem, parseYamlText, SourceError, type Problem } from '../../src/config/source.js';
-import { UpstreamPools } from '../../src/forward/upstream.js';
-import { FileStore } from '../../src/store/file-store.js';
+import { UpstreamPools } from '../../src/forward/upstream-pools.js';
+import { FileStore } from '../../src/store/file/file-store.js';
 import { CONFIG_FIXTURES as CONFIGS, CREDENTIAL_FIXTURES as CREDENTIALS, expectedProblems, invalidFixtures as invalid, yamlFixtures as yamlFiles } from '../fixtures/expected.js';
 
 const pools = new UpstreamPools();
@@ -155,16 +155,16 @@ describe('credential file fixtures (against config/valid.yaml)', () => {
 
   it.each(invalid(CREDENTIALS))('%s: exactly the declared problems, with positions', async (name) => {
     const file = join(CREDENTIALS, name);
-    const { runtime, problems } = await indexStore(compiled, new FileStore(file));
-    expect(runtime).toBeUndefined();
+    const { index, problems } = await indexStore(compiled, new FileStore(file));
+    expect(index).toBeUndefined();
     expect(strip(file, problems)).toEqual(expectedProblems(file));
   });
 
   it('indexes the valid fixture', async () => {
-    const { runtime, data, problems } = await indexStore(compiled, new FileStore(join(CREDENTIALS, 'valid.yaml')));
+    const { index, data, problems } = await indexStore(compiled, new FileStore(join(CREDENTIALS, 'valid.yaml')));
     expect(problems).toEqual([]);
     expect(data!.accounts.map((a) => a.name)).toEqual(['ci-deployer', 'report bot']);
-    const creds = runtime!.credentials;
+    const creds = index!;
     expect(creds.tokensByHash.size).toBe(2);
     expect(creds.byId.get('tok_aaaaaaaaaaaaa1')!.grant.header).toBe('certs:read');
     expect(creds.byId.get('tok_aaaaaaaaaaaaa2')!.revoked).toBe(true);

@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERRORS, type ErrorCode } from '../../src/errors/catalog.js';
 import { KeygateError, kgError } from '../../src/errors/keygate-error.js';
-import { PROBLEM_TYPE_BASE, problemBody, writeProblem } from '../../src/errors/problem.js';
+import { PROBLEM_TYPE_BASE, problemBody } from '../../src/errors/problem.js';
+import { writeProblem } from '../../src/transport/problem.js';
 
 const DOC = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
 const CODES = Object.keys(ERRORS) as ErrorCode[];

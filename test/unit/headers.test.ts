@@ -2,7 +2,8 @@
 // Whatever a caller could use to forge identity or confuse the hop must not survive it, in any
 // spelling; what identify needs is held aside, never forwarded.
 import { describe, expect, it } from 'vitest';
-import { appendResponseHeaders, scanRequestHeaders } from '../../src/forward/headers.js';
+import { appendResponseHeaders } from '../../src/forward/response-headers.js';
+import { scanRequestHeaders } from '../../src/request/scan-headers.js';
 
 /** Flat [name, value, …] as Node's rawHeaders gives them. */
 const raw = (...pairs: Array<[string, string]>): string[] => pairs.flat();

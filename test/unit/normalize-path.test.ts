@@ -2,7 +2,7 @@
 // every spelling two servers could read differently must be refused, every harmless spelling
 // must come out in one canonical form. Each table row is one promise.
 import { describe, expect, it } from 'vitest';
-import { normalizeTarget } from '../../src/authorize/normalize-path.js';
+import { normalizeTarget } from '../../src/matching/normalize-path.js';
 
 describe('normalizeTarget: accepted targets', () => {
   it.each([

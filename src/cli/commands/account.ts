@@ -1,13 +1,14 @@
 // keygate account create | list | show | update | disable | enable | delete
-import { ACCOUNT_COLUMNS, accountDetail, accountEndMs, accountView, createAccount, deleteAccount, findAccount, updateAccount, type AccountPatch } from '../../store/operations.js';
+import { createAccount, deleteAccount, findAccount, updateAccount, type AccountPatch } from '../../store/operations.js';
+import { ACCOUNT_COLUMNS, accountDetail, accountEndMs, accountView } from '../../store/views.js';
 import type { AccountRecord } from '../../store/types.js';
 import type { Register } from '../program.js';
 import { CliError, collect, mutate, openManagement, parseFormat, render, renderFields, withConfigOption, type Io } from '../support.js';
 
 const nameOf = (positional: string | undefined, opts: { name?: string }): string => {
   const name = positional ?? opts.name;
-  if (!name) throw new CliError('name the account (keygate account <command> NAME)', 2);
-  if (positional !== undefined && opts.name !== undefined && positional !== opts.name) throw new CliError(`two different account names given: "${positional}" and --name "${opts.name}"`, 2);
+  if (!name) throw new CliError('name the account (keygate account <command> NAME)', 'KG_ERR_USAGE');
+  if (positional !== undefined && opts.name !== undefined && positional !== opts.name) throw new CliError(`two different account names given: "${positional}" and --name "${opts.name}"`, 'KG_ERR_USAGE');
   return name;
 };
 
@@ -92,7 +93,7 @@ export const registerAccount: Register = (program, io, env) => {
       const list = (v: string[] | undefined) => (v === undefined ? undefined : v.filter((x) => x !== 'none'));
       const patch: AccountPatch = { description: opts.description, owner: opts.owner, endDate: orNull(opts.endDate), roles: list(opts.role), scopes: list(opts.scope), policy: orNull(opts.policy) };
       const changes = Object.keys(patch).filter((k) => patch[k as keyof AccountPatch] !== undefined);
-      if (changes.length === 0) throw new CliError('nothing to change: give at least one of --description, --owner, --end-date, --role, --scope, --policy', 2);
+      if (changes.length === 0) throw new CliError('nothing to change: give at least one of --description, --owner, --end-date, --role, --scope, --policy', 'KG_ERR_USAGE');
       const m = openManagement(opts.config, io, env);
       const a = await mutate(m, (data) => updateAccount(data, name, patch, m.op()));
       m.audit({ event: 'account.updated', target: a.name, changes });

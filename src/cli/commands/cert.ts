@@ -96,7 +96,7 @@ export const registerCert: Register = (program, io, env) => {
     .option('--force', 'replace files of an earlier issue in --out')
     .option('--json', 'print a JSON object (with the PKCS#12 password when --p12)')
     .action(async (opts: { config: string; account: string; out: string; days: string; p12?: boolean; nickname?: string; scope?: string[]; policy?: string; force?: boolean; json?: boolean }) => {
-      if (!/^\d+$/.test(opts.days)) throw new CliError(`invalid --days "${opts.days}": a whole number of days`, 2);
+      if (!/^\d+$/.test(opts.days)) throw new CliError(`invalid --days "${opts.days}": a whole number of days`, 'KG_ERR_USAGE');
       const m = openManagement(opts.config, io, env);
       const r = await issueAccountCertificate(m.config, m.store, { account: opts.account, days: Number(opts.days), outDir: opts.out, p12: opts.p12, nickname: opts.nickname, scopes: opts.scope ?? null, policy: opts.policy ?? null, force: opts.force });
       m.audit({ event: 'cert.issued', target: r.binding.id, account: r.binding.account, serial: r.issued.serial, notAfter: r.binding.notAfter, p12: Boolean(r.p12) });
@@ -129,7 +129,7 @@ export const registerCert: Register = (program, io, env) => {
     .option('--json', 'print the binding as JSON')
     .action(async (opts: { config: string; account: string; fingerprint?: string; cn?: string; uri?: string; dns?: string; file?: string; nickname?: string; endDate?: string; scope?: string[]; policy?: string; json?: boolean }) => {
       const given = (['fingerprint', 'cn', 'uri', 'dns', 'file'] as const).filter((k) => opts[k] !== undefined);
-      if (given.length !== 1) throw new CliError('name exactly one of --fingerprint, --cn, --uri, --dns or --file', 2);
+      if (given.length !== 1) throw new CliError('name exactly one of --fingerprint, --cn, --uri, --dns or --file', 'KG_ERR_USAGE');
       const endDate = endDateOption(opts.endDate);
       const m = openManagement(opts.config, io, env);
       const kind = given[0]!;
@@ -160,7 +160,7 @@ export const registerCert: Register = (program, io, env) => {
     .option('--format <format>', 'table, json or csv', 'table')
     .action(async (opts: { config: string; account?: string; status?: string; format: string }) => {
       const format = parseFormat(opts.format);
-      if (opts.status && !['active', 'expired'].includes(opts.status)) throw new CliError(`unknown status "${opts.status}": use active or expired`, 2);
+      if (opts.status && !['active', 'expired'].includes(opts.status)) throw new CliError(`unknown status "${opts.status}": use active or expired`, 'KG_ERR_USAGE');
       const m = openManagement(opts.config, io, env);
       const [data, usage] = await Promise.all([m.store.read(), m.store.readUsage()]);
       const now = Date.now();

@@ -27,9 +27,9 @@ export const registerCerts: Register = (program, io) => {
     .option('--days <n>', 'validity of the server certificate in days', '825')
     .option('--force', 'replace existing files (certificates issued by the old CAs stop working)')
     .action(async (opts: { out: string; host: string[]; prefix: string; days: string; force?: boolean }) => {
-      for (const h of opts.host) if (isIP(h) === 0 && !HOST.test(h)) throw new CliError(`"${h}" is not a host name or IP address`, 2);
-      if (!/^\d+$/.test(opts.days) || Number(opts.days) < 1 || Number(opts.days) > 3650) throw new CliError(`invalid --days "${opts.days}": a whole number from 1 to 3650`, 2);
-      if (!/^[a-z0-9-]+\.$/i.test(opts.prefix)) throw new CliError(`invalid --prefix "${opts.prefix}": a DNS label and a dot, e.g. clientauth.`, 2);
+      for (const h of opts.host) if (isIP(h) === 0 && !HOST.test(h)) throw new CliError(`"${h}" is not a host name or IP address`, 'KG_ERR_USAGE');
+      if (!/^\d+$/.test(opts.days) || Number(opts.days) < 1 || Number(opts.days) > 3650) throw new CliError(`invalid --days "${opts.days}": a whole number from 1 to 3650`, 'KG_ERR_USAGE');
+      if (!/^[a-z0-9-]+\.$/i.test(opts.prefix)) throw new CliError(`invalid --prefix "${opts.prefix}": a DNS label and a dot, e.g. clientauth.`, 'KG_ERR_USAGE');
       let r;
       try {
         r = await initDevPki(opts.out, opts.host, { days: Number(opts.days), prefix: opts.prefix.toLowerCase(), force: opts.force });

@@ -1,6 +1,6 @@
-import { buildAll } from '../../build.js';
+import { buildAll } from '../../runtime/build.js';
 import { formatProblem } from '../../config/source.js';
-import { UpstreamPools } from '../../forward/upstream.js';
+import { UpstreamPools } from '../../forward/upstream-pools.js';
 import type { Register } from '../program.js';
 import { CliError, withConfigOption } from '../support.js';
 
@@ -17,7 +17,7 @@ export const registerCheck: Register = (program, io, env) => {
         }
         const d = built.data;
         io.out(
-          `${built.loaded.file}: ok — ${built.runtime.routes.length} route(s), ${built.compiled.catalog.names.length} scope(s), ` +
+          `${built.loaded.file}: ok — ${built.compiled.routes.length} route(s), ${built.compiled.catalog.names.length} scope(s), ` +
             `${d.accounts.length} account(s), ${d.tokens.length} token(s), ${d.certificates.length} certificate binding(s)\n`,
         );
       } finally {

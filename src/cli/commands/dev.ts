@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, relative } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { mountAdminApi } from '../../admin/api.js';
-import { createStore } from '../../build.js';
+import { createStore } from '../../store/factory.js';
 import { loadConfig } from '../../config/load.js';
 import type { KeygateConfig } from '../../config/schema.js';
 import { SourceError } from '../../config/source.js';
@@ -17,7 +17,7 @@ import { issueAccountCertificate } from '../../pki/account-certificate.js';
 import { initDevPki } from '../../pki/dev-pki.js';
 import { certificateFacts } from '../../store/cert-operations.js';
 import { createAccount, createToken, deleteToken } from '../../store/operations.js';
-import type { FileStore } from '../../store/file-store.js';
+import type { CredentialStore } from '../../store/types.js';
 import type { Register } from '../program.js';
 import { CliError, withConfigOption, type Io } from '../support.js';
 
@@ -35,7 +35,7 @@ async function ensurePki(config: KeygateConfig, io: Io): Promise<void> {
   if (missing.length) throw new CliError(`the config names TLS files the dev PKI does not create: ${missing.join(', ')}`);
 }
 
-async function ensureDemoCredentials(config: KeygateConfig, store: FileStore, certDir: string): Promise<{ secret: string; certFile?: string; keyFile?: string }> {
+async function ensureDemoCredentials(config: KeygateConfig, store: CredentialStore, certDir: string): Promise<{ secret: string; certFile?: string; keyFile?: string }> {
   const ctx = { config, now: new Date() };
   const secret = await store.update((data) => {
     if (!data.accounts.some((a) => a.name === DEMO_ACCOUNT)) {

@@ -1,13 +1,18 @@
 // keygate explain -c FILE --account NAME [--token ID] [--json] METHOD PATH
-// Which rule allows or denies a request, and which rate policy applies — worked out from
-// keygate.yaml and the credential store alone, the way `keygate check` builds them: no
-// socket is opened and no TLS file is read, so it runs anywhere the two files are.
+// Which rule allows or denies a request, and which rate policy applies — the request taken
+// through the proxy's own compiled chains in dry-run mode, built from keygate.yaml and the
+// credential store the way `keygate check` builds them: no socket is opened and no TLS file is
+// read, so it runs anywhere the two files are. Rate buckets are this command's own (full): the
+// running proxy's are in its memory; /admin/v1/explain looks at those.
 // Exit 0 when the request would be allowed, 1 when denied, 2 on usage errors.
-import { explainRequest, ExplainInputError, formatExplanation } from '../../admin/explain.js';
-import { compileLoaded, createStore, indexStore } from '../../build.js';
+import { explainRequest, formatExplanation } from '../../admin/explain.js';
 import { loadConfig } from '../../config/load.js';
 import { SourceError } from '../../config/source.js';
-import { UpstreamPools } from '../../forward/upstream.js';
+import { UpstreamPools } from '../../forward/upstream-pools.js';
+import { MemoryRateLimiter } from '../../ratelimit/limiter.js';
+import { compileLoaded, indexStore } from '../../runtime/build.js';
+import { explainRuntime } from '../../runtime/explain-runtime.js';
+import { createStore } from '../../store/factory.js';
 import type { Register } from '../program.js';
 import { CliError, withConfigOption } from '../support.js';
 
@@ -24,22 +29,18 @@ export const registerExplain: Register = (program, io, env) => {
       if (!loaded) throw new SourceError(problems);
       // Pools are created lazily and never connect here; they are closed all the same.
       const pools = new UpstreamPools();
+      const limiter = new MemoryRateLimiter(16);
       try {
         const { compiled, problems: compileProblems } = compileLoaded(loaded, pools);
         if (!compiled) throw new SourceError(compileProblems);
-        const { runtime, problems: storeProblems } = await indexStore(compiled, createStore(loaded.config));
-        if (!runtime) throw new SourceError(storeProblems);
-        let e;
-        try {
-          e = explainRequest(runtime, { account: opts.account, token: opts.token, method, path }, Date.now());
-        } catch (err) {
-          if (err instanceof ExplainInputError) throw new CliError(err.message, 2);
-          throw err;
-        }
+        const { index, problems: storeProblems } = await indexStore(compiled, createStore(loaded.config));
+        if (!index) throw new SourceError(storeProblems);
+        const e = await explainRequest(explainRuntime(compiled, index, limiter), { account: opts.account, token: opts.token, method, path }, Date.now());
         io.out(opts.json ? JSON.stringify(e, null, 2) + '\n' : formatExplanation(e));
-        if (e.refusal) throw new CliError(`denied: ${e.refusal.status} ${e.refusal.code}`, 1);
+        if (e.refusal) throw new CliError(`denied: ${e.refusal.status} ${e.refusal.code}`);
       } finally {
         await pools.closeAll(true);
+        await limiter.close();
       }
     });
 };

@@ -1,19 +1,7 @@
 // keygate token create | list | show | revoke | restore | rotate | delete
 import { parseDuration } from '../../config/units.js';
-import {
-  createToken,
-  deleteToken,
-  findToken,
-  listTokens,
-  parseOptionalExpiry,
-  parseTokenFilter,
-  restoreToken,
-  revokeToken,
-  rotateToken,
-  TOKEN_COLUMNS,
-  tokenView,
-  type TokenFilter,
-} from '../../store/operations.js';
+import { createToken, deleteToken, findToken, parseOptionalExpiry, restoreToken, revokeToken, rotateToken } from '../../store/operations.js';
+import { listTokens, parseTokenFilter, TOKEN_COLUMNS, tokenView, type TokenFilter } from '../../store/views.js';
 import type { StoreData, TokenRecord } from '../../store/types.js';
 import type { Register } from '../program.js';
 import { CliError, collect, mutate, usage, openManagement, parseFormat, render, renderFields, withConfigOption, type Io, type Management } from '../support.js';
@@ -62,7 +50,7 @@ export const registerToken: Register = (program, io, env) => {
       const filter: TokenFilter = usage(() => parseTokenFilter(opts));
       const m = openManagement(opts.config, io, env);
       const [data, used] = await Promise.all([m.store.read(), m.store.readUsage()]);
-      if (opts.account !== undefined && !data.accounts.some((a) => a.name === opts.account)) throw new CliError(`no account named "${opts.account}"`);
+      if (opts.account !== undefined && !data.accounts.some((a) => a.name === opts.account)) throw new CliError(`no account named "${opts.account}"`, 'KG_ERR_NOT_FOUND');
       io.out(render(format, listTokens(data, used, filter, m.config, Date.now()), TOKEN_COLUMNS));
     });
 
@@ -107,7 +95,7 @@ export const registerToken: Register = (program, io, env) => {
     .option('--json', 'print a JSON object holding the new secret and record')
     .action(async (id: string, opts: { config: string; overlap: string; expires?: string; json?: boolean }) => {
       const overlapMs = parseDuration(opts.overlap);
-      if (overlapMs === undefined) throw new CliError(`invalid --overlap "${opts.overlap}": use a duration such as 24h`, 2);
+      if (overlapMs === undefined) throw new CliError(`invalid --overlap "${opts.overlap}": use a duration such as 24h`, 'KG_ERR_USAGE');
       const m = openManagement(opts.config, io, env);
       const expiresAt = opts.expires === undefined ? undefined : expiryOption(opts.expires, new Date());
       const r = await mutate(m, (data) => ({ data, ...rotateToken(data, id, overlapMs, m.op(), expiresAt) }));

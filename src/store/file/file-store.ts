@@ -1,16 +1,16 @@
 // The embedded default credential store: one YAML file, written atomically under a lock by the
 // CLI and the admin API, watched by the running proxy. Last-use times go to a sidecar JSON file
 // (<name>.usage.json) so that the proxy never rewrites the file operators edit.
-import { watch as fsWatch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Document } from 'yaml';
-import { parseYamlText, SourceError, type Problem, type YamlSource } from '../config/source.js';
-import { validateSource } from '../config/validate.js';
+import { parseYamlText, SourceError, type Problem, type YamlSource } from '../../config/source.js';
+import { validateSource } from '../../config/validate.js';
+import { watchFile } from '../../config/watch-file.js';
 import { withFileLock, writeFileAtomic } from './atomic-file.js';
 import { storeSchema } from './schema.js';
-import { diffStoreData } from './diff.js';
-import { emptyStore, type CredentialStore, type StoreData, type StoreFeed, type UsageMap } from './types.js';
+import { diffStoreData } from '../diff.js';
+import { emptyStore, type CredentialStore, type DataProblem, type StoreData, type StoreFeed, type StoreFollower, type UsageMap } from '../types.js';
 
 const HEADER = ' keygate credential store. Managed by `keygate account|token|cert` and the admin API.\n Holds no secret: tokens are stored as SHA-256 hashes only.';
 
@@ -51,6 +51,18 @@ export class FileStore implements CredentialStore {
     return value && problems.length === 0 ? { data: value, source, problems } : { source, problems };
   }
 
+  async load(check?: (data: StoreData) => readonly DataProblem[]): Promise<{ data?: StoreData; problems: Problem[] }> {
+    const src = await this.readSource();
+    if (!src.data || !check) return src;
+    const found = check(src.data);
+    return found.length ? { problems: this.position(src, found) } : src;
+  }
+
+  /** Data problems positioned in the file they were read from. */
+  private position(src: StoreSource, problems: readonly DataProblem[]): Problem[] {
+    return problems.map((p) => (src.source ? src.source.problemAt(p.path, p.message) : { file: this.file, line: 1, col: 1, message: p.message }));
+  }
+
   async read(): Promise<StoreData> {
     const { data, problems } = await this.readSource();
     if (!data) throw new SourceError(problems);
@@ -67,20 +79,23 @@ export class FileStore implements CredentialStore {
   }
 
   /**
-   * Re-reads the file when it changes and reports the difference to the last version read. The
-   * revision counts the versions this process has seen: the file itself keeps none.
+   * Re-reads the file when it changes and reports the difference to the last version the
+   * follower accepted. The revision counts the versions this process has seen: the file itself
+   * keeps none.
    */
-  follow(feed: StoreFeed): () => void {
+  follow(feed: StoreFeed): StoreFollower {
     let last: StoreData | undefined;
     let revision = 0;
     let stopped = false;
     let reading: Promise<void> = Promise.resolve();
-    const read = () =>
+    const read = (): Promise<void> =>
       (reading = reading.then(async () => {
         if (stopped) return;
-        const { data, problems } = await this.readSource();
+        const src = await this.readSource();
         if (stopped) return;
-        if (!data) return feed.onRejected?.(problems);
+        const data = src.data;
+        const refused = data ? this.position(src, feed.accept?.(data) ?? []) : src.problems;
+        if (!data || refused.length) return feed.onRejected?.(refused);
         revision++;
         if (!last) feed.onSnapshot(data, revision);
         else feed.onChanges(diffStoreData(last, data), revision);
@@ -88,9 +103,12 @@ export class FileStore implements CredentialStore {
       }));
     void read();
     const unwatch = watchFile(this.file, () => void read());
-    return () => {
-      stopped = true;
-      unwatch();
+    return {
+      sync: read,
+      stop: () => {
+        stopped = true;
+        unwatch();
+      },
     };
   }
 
@@ -123,30 +141,4 @@ export function serializeStore(data: StoreData): string {
   const doc = new Document(data);
   doc.commentBefore = HEADER;
   return doc.toString({ lineWidth: 0 });
-}
-
-/**
- * Calls `onChange` (debounced) when `file` is written, created, replaced by rename or removed.
- * Watches the folder, because an atomic replace swaps the inode a file watch would follow.
- */
-export function watchFile(file: string, onChange: () => void, debounceMs = 30): () => void {
-  const name = basename(file);
-  let timer: NodeJS.Timeout | undefined;
-  let watcher: FSWatcher | undefined;
-  try {
-    watcher = fsWatch(dirname(file), { persistent: false }, (_event, changed) => {
-      // Kubernetes mounts Secrets and ConfigMaps as symlinks into `..data`, and updates them by
-      // swapping that one symlink: the file's own name never shows up in an event.
-      if (changed !== null && changed !== name && changed !== '..data') return;
-      clearTimeout(timer);
-      timer = setTimeout(onChange, debounceMs);
-    });
-    watcher.on('error', () => undefined);
-  } catch {
-    // The folder does not exist (yet): nothing to watch; SIGHUP still reloads.
-  }
-  return () => {
-    clearTimeout(timer);
-    watcher?.close();
-  };
 }

@@ -9,11 +9,11 @@ import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../errors/catalog.js';
 import { kgError } from '../errors/keygate-error.js';
 import { problemBody } from '../errors/problem.js';
-import { clientAddress } from '../listener/client-address.js';
+import { clientAddress } from '../transport/client-address.js';
 import type { AuditSink } from '../observe/audit.js';
 import type { KeygateMetrics } from '../observe/metrics.js';
 
-export type ClientErrorHandler = (err: Error & { code?: string }, socket: Duplex) => void;
+export type ParserRefusalHandler = (err: Error & { code?: string }, socket: Duplex) => void;
 
 function codeFor(err: { code?: string }): ErrorCode {
   if (err.code === 'HPE_HEADER_OVERFLOW') return 'KG_ERR_HEADERS_TOO_LARGE';
@@ -21,7 +21,7 @@ function codeFor(err: { code?: string }): ErrorCode {
   return 'KG_ERR_MALFORMED_REQUEST';
 }
 
-export function createClientErrorHandler(deps: { metrics: KeygateMetrics; audit: AuditSink }): ClientErrorHandler {
+export function createParserRefusalHandler(deps: { metrics: KeygateMetrics; audit: AuditSink }): ParserRefusalHandler {
   return (err, socket) => {
     // A response already on its way cannot be followed by another one without corrupting the
     // stream for the client; the same rule as Node's own handler.
@@ -35,7 +35,7 @@ export function createClientErrorHandler(deps: { metrics: KeygateMetrics; audit:
     const body = problemBody(e, requestId);
     socket.end(
       `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-        `cache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+        `cache-control: no-store\r\nx-content-type-options: nosniff\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
     );
     deps.metrics.observeRequest('', '', 'bad_request', 0);
     deps.audit.request({

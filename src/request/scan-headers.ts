@@ -1,20 +1,11 @@
 // Strip, then set (Envoy's SANITIZE_SET): one pass over the raw request headers removes
 // everything a caller could use to forge identity or confuse the hop (credential headers,
 // x-keygate-*, x-forwarded-client-cert, hop-by-hop headers, forwarding headers we set
-// ourselves) and keeps what identify needs. The forward stage then adds keygate's headers.
+// ourselves, HTTP/2 pseudo-headers) and keeps what identify needs. The forwarder then adds
+// keygate's headers to the list this pass built.
+import type { ScannedHeaders } from '../vocabulary/context.js';
 
-export interface ScannedHeaders {
-  /** Headers for the upstream as a flat [name, value, …] list, already sanitized. */
-  readonly forward: string[];
-  readonly apiKey: string | undefined;
-  readonly apiKeyCount: number;
-  readonly authorization: string | undefined;
-  readonly authorizationCount: number;
-  /** The client's x-request-id, if sane. */
-  readonly requestId: string | undefined;
-  readonly forwardedFor: string | undefined;
-  readonly hasBody: boolean;
-}
+export type { ScannedHeaders };
 
 /** Removed from requests before forwarding (RFC 9110 §7.6.1 hop-by-hop, plus ours). */
 const DROP_REQUEST = new Set([
@@ -40,6 +31,8 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedHeaders {
   let apiKeyCount = 0;
   let authorization: string | undefined;
   let authorizationCount = 0;
+  let host: string | undefined;
+  let hostCount = 0;
   let requestId: string | undefined;
   let forwardedFor: string | undefined;
   let hasBody = false;
@@ -47,7 +40,23 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedHeaders {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     const value = raw[i + 1]!;
+    if (name.charCodeAt(0) === 58) {
+      // HTTP/2 pseudo-headers describe this hop's request; the upstream request gets its own.
+      // :authority stands for Host, and the upstream sees it as Host (as Envoy does).
+      if (name === ':authority' && hostCount++ === 0) {
+        host = value;
+        forward.push('host', value);
+      }
+      continue;
+    }
     switch (name) {
+      case 'host':
+        // One Host travels on; a second one makes the request ambiguous (refused before forwarding).
+        if (hostCount++ === 0) {
+          host = value;
+          forward.push('host', value);
+        }
+        continue;
       case 'x-api-key':
         apiKeyCount++;
         apiKey = value;
@@ -78,7 +87,7 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedHeaders {
     forward.push(name, value);
   }
   if (connection !== undefined) dropConnectionListed(forward, connection);
-  return { forward, apiKey, apiKeyCount, authorization, authorizationCount, requestId, forwardedFor, hasBody };
+  return { forward, apiKey, apiKeyCount, authorization, authorizationCount, host, hostCount, requestId, forwardedFor, hasBody };
 }
 
 /** Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1). */
@@ -86,27 +95,4 @@ function dropConnectionListed(forward: string[], connection: string): void {
   const listed = new Set(connection.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t && t !== 'close' && t !== 'keep-alive'));
   if (listed.size === 0) return;
   for (let i = forward.length - 2; i >= 0; i -= 2) if (listed.has(forward[i]!)) forward.splice(i, 2);
-}
-
-/** Response headers that must not cross the hop, plus those keygate sets itself. */
-const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'x-request-id', 'keygate-credential-expires']);
-const RATE_LIMIT_HEADERS = new Set(['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']);
-
-/**
- * Appends the upstream's end-to-end response headers to `out` as flat [name, value, …] pairs
- * (repeated headers such as set-cookie stay repeated), for one writeHead call. With
- * `ownRateLimit`, the upstream's RateLimit-* headers give way to keygate's.
- */
-export function appendResponseHeaders(out: string[], headers: Record<string, string | string[] | undefined>, ownRateLimit = false): string[] {
-  // A single listed name ("Connection: x-hop") is hop-by-hop as much as a list of them.
-  let listed: Set<string> | undefined;
-  const conn = headers['connection'];
-  if (conn !== undefined) listed = new Set((Array.isArray(conn) ? conn.join(',') : conn).split(',').map((t) => t.trim().toLowerCase()));
-  for (const name in headers) {
-    const v = headers[name];
-    if (v === undefined || DROP_RESPONSE.has(name) || listed?.has(name) || (ownRateLimit && RATE_LIMIT_HEADERS.has(name))) continue;
-    if (typeof v === 'string') out.push(name, v);
-    else for (const one of v) out.push(name, one);
-  }
-  return out;
 }

@@ -1,5 +1,6 @@
 // Crash-safe file replacement and a cross-process lock, for the file store and the CLI.
 import { randomBytes } from 'node:crypto';
+import { KeygateFault } from '../../errors/fault.js';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -24,9 +25,9 @@ export async function writeFileAtomic(file: string, content: string, mode = 0o60
   if (dh) await dh.sync().catch(() => undefined).finally(() => dh.close());
 }
 
-export class LockTimeoutError extends Error {
+export class LockTimeoutError extends KeygateFault {
   constructor(lockFile: string) {
-    super(`could not lock ${lockFile}: another keygate command holds it (remove the file if no keygate command is running)`);
+    super('KG_ERR_STORE_LOCKED', `could not lock ${lockFile}: another keygate command holds it (remove the file if no keygate command is running)`, { 'retry-after': '1' });
   }
 }
 

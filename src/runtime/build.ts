@@ -1,0 +1,102 @@
+// Everything keygate builds from its files, in one place: config, TLS material, compiled config
+// and the credential index. Used by the proxy at start and on reload, and by `keygate check` /
+// `explain`, which build everything and open no socket. Every problem comes back positioned as
+// file:line:col.
+import { loadConfig, type LoadedConfig } from '../config/load.js';
+import type { Problem } from '../config/source.js';
+import type { UpstreamPools } from '../forward/upstream-pools.js';
+import { loadTlsMaterial, TlsMaterialError, type TlsMaterial } from '../listener/tls-material.js';
+import { openTlsSources, type TlsSources } from '../listener/tls-sources.js';
+import type { KeygateConfig } from '../config/schema.js';
+import { checkStoreData } from '../store/check.js';
+import { createStore } from '../store/factory.js';
+import type { CredentialStore, StoreData } from '../store/types.js';
+import { compileConfig, type CompiledConfig } from './compile.js';
+import { LiveIndex } from './credential-index.js';
+
+export interface Built {
+  loaded: LoadedConfig;
+  compiled: CompiledConfig;
+  index: LiveIndex;
+  material: TlsMaterial;
+  data: StoreData;
+}
+
+/** Problems of settings keygate accepts in the schema but cannot run in this build. */
+function unsupported(loaded: LoadedConfig): Problem[] {
+  const out: Problem[] = [];
+  if (loaded.config.store.redis) out.push(loaded.source.problemAt(['store', 'redis'], 'store.redis: the Redis store is not available in this version of keygate; use store.file'));
+  return out;
+}
+
+export function compileLoaded(loaded: LoadedConfig, pools: UpstreamPools): { compiled?: CompiledConfig; problems: Problem[] } {
+  const problems = unsupported(loaded);
+  const { compiled, problems: cp } = compileConfig(loaded.config, pools);
+  problems.push(...cp.map((p) => loaded.source.problemAt(p.path, p.message)));
+  return problems.length ? { problems } : { compiled, problems };
+}
+
+export function loadMaterial(loaded: LoadedConfig): { material?: TlsMaterial; problems: Problem[] } {
+  try {
+    return { material: loadTlsMaterial(loaded.config), problems: [] };
+  } catch (err) {
+    if (err instanceof TlsMaterialError) return { problems: [loaded.source.problemAt(err.path, err.message)] };
+    throw err;
+  }
+}
+
+/** The store's data, checked against the compiled config and indexed. */
+export async function indexStore(compiled: CompiledConfig, store: CredentialStore): Promise<{ index?: LiveIndex; data?: StoreData; problems: Problem[] }> {
+  const { data, problems } = await store.load((d) => checkStoreData(d, compiled.config));
+  if (!data) return { problems };
+  return { index: LiveIndex.build(compiled, data), data, problems: [] };
+}
+
+/** Builds everything from the config file; `problems` is empty exactly when `built` is set. */
+export async function buildAll(configFile: string, pools: UpstreamPools, env: NodeJS.ProcessEnv = process.env): Promise<{ built?: Built; store?: CredentialStore; problems: Problem[] }> {
+  const { loaded, problems } = loadConfig(configFile, env);
+  if (!loaded) return { problems };
+  const { compiled, problems: compileProblems } = compileLoaded(loaded, pools);
+  const { material, problems: tlsProblems } = loadMaterial(loaded);
+  const all = [...compileProblems, ...tlsProblems];
+  const store = createStore(loaded.config);
+  if (!compiled) {
+    // The cross-checks need compiled scopes, but the credential file's own shape can still be
+    // checked, so that one `keygate check` run reports as much as it can.
+    all.push(...(await store.load()).problems);
+    return { store, problems: all };
+  }
+  const { index, data, problems: storeProblems } = await indexStore(compiled, store);
+  all.push(...storeProblems);
+  if (all.length || !index || !material || !data) return { store, problems: all };
+  return { built: { loaded, compiled, index, material, data }, store, problems: [] };
+}
+
+/** What makes a config unusable before anything is swapped: its own problems, TLS files, the inventory against it. */
+export function prepareConfig(loaded: LoadedConfig, pools: UpstreamPools, onComposeError: (source: string, e: unknown) => void): { compiled?: CompiledConfig; tls?: TlsSources; problems: Problem[] } {
+  const { compiled, problems } = compileLoaded(loaded, pools);
+  let tls: TlsSources | undefined;
+  try {
+    tls = openTlsSources(loaded.config, onComposeError);
+  } catch (err) {
+    if (!(err instanceof TlsMaterialError)) throw err;
+    problems.push(loaded.source.problemAt(err.path, err.message));
+  }
+  return problems.length || !compiled || !tls ? { problems } : { compiled, tls, problems };
+}
+
+/**
+ * Settings of a new config that wait for a restart: sockets and server options are made once,
+ * and the operator is told so rather than left to wonder why nothing changed.
+ */
+export function restartOnlyChanges(prev: KeygateConfig, cfg: KeygateConfig): string[] {
+  return [
+    cfg.listen.port !== prev.listen.port || cfg.listen.host !== prev.listen.host ? 'listen.host/port' : '',
+    cfg.listen.clientAuth.port !== prev.listen.clientAuth.port ? 'listen.clientAuth.port' : '',
+    JSON.stringify(cfg.listen.limits) !== JSON.stringify(prev.listen.limits) ? 'listen.limits' : '',
+    JSON.stringify(cfg.admin) !== JSON.stringify(prev.admin) ? 'admin' : '',
+    cfg.audit.output !== prev.audit.output ? 'audit.output' : '',
+    cfg.store.file !== prev.store.file ? 'store.file' : '',
+    JSON.stringify(cfg.store.redis) !== JSON.stringify(prev.store.redis) ? 'store.redis' : '',
+  ].filter(Boolean);
+}

@@ -1,0 +1,73 @@
+// The Exchange over Node's HTTP/1.1 server objects. One small object per request; everything
+// else is a pass-through to IncomingMessage / ServerResponse, whose fast paths (a flat header
+// list in one writeHead) it keeps.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Exchange } from '../vocabulary/exchange.js';
+
+export class Http1Exchange implements Exchange {
+  readonly protocol = 'http/1.1' as const;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    /** The server's checkContinue path: no `100 Continue` has been sent yet. */
+    readonly expectsContinue = false,
+  ) {}
+
+  get method(): string {
+    return this.req.method ?? 'GET';
+  }
+  get target(): string {
+    return this.req.url ?? '';
+  }
+  get rawHeaders(): readonly string[] {
+    return this.req.rawHeaders;
+  }
+  get tls(): TLSSocket {
+    return this.req.socket as TLSSocket;
+  }
+  get body(): IncomingMessage {
+    return this.req;
+  }
+  get statusCode(): number {
+    return this.res.headersSent ? this.res.statusCode : 0;
+  }
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+  get completed(): boolean {
+    return this.res.writableFinished;
+  }
+  get aborted(): boolean {
+    return this.res.destroyed || this.req.destroyed;
+  }
+
+  respond(status: number, headers: readonly string[], body: string): void {
+    this.res.writeHead(status, headers as string[]);
+    this.res.end(body);
+  }
+  sendContinue(): void {
+    if (this.expectsContinue && !this.res.headersSent) this.res.writeContinue();
+  }
+  writeHead(status: number, headers: readonly string[]): void {
+    this.res.writeHead(status, headers as string[]);
+  }
+  write(chunk: Uint8Array): boolean {
+    return this.res.write(chunk);
+  }
+  onDrain(fn: () => void): void {
+    this.res.once('drain', fn);
+  }
+  end(): void {
+    // HTTP/1.1 answers carry no trailers here: an upstream's trailers are dropped.
+    this.res.end();
+  }
+  destroy(): void {
+    this.res.destroy();
+  }
+  onClose(fn: () => void): void {
+    // Node emits 'close' exactly once, whether the answer finished or the client went away.
+    this.res.once('close', fn);
+  }
+}

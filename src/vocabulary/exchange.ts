@@ -1,0 +1,55 @@
+// One request and its answer, whatever carries them: an HTTP/1.1 request on a TLS socket, an
+// HTTP/2 stream, an upgraded connection. The pipeline, the problem writer, the forwarder and
+// audit speak only to this face; transport/ adapts each protocol to it. Header lists are flat
+// [name, value, name, value, …] arrays: what Node's fast paths take and give.
+import type { Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+
+/** A bounded label: what the request speaks. */
+export type Protocol = 'http/1.1' | 'h2' | 'grpc' | 'websocket';
+export const PROTOCOLS: readonly Protocol[] = ['http/1.1', 'h2', 'grpc', 'websocket'];
+
+export interface Exchange {
+  readonly protocol: Protocol;
+  readonly method: string;
+  /** The request target as received: origin-form path and query (`/a/b?x=1`). */
+  readonly target: string;
+  /**
+   * Request headers as received, flat. Names are as sent on HTTP/1.1 (any case) and lower
+   * case on HTTP/2, where pseudo-headers (`:authority`, `:path`, …) come first.
+   */
+  readonly rawHeaders: readonly string[];
+  /** The TLS connection the request arrived on: SNI, peer certificate, client address. None in a dry run. */
+  readonly tls: TLSSocket | undefined;
+  /** The request body as a stream; read by the forwarder only. */
+  readonly body: Readable;
+  /** The client asked for `100 Continue` before it sends the body. */
+  readonly expectsContinue: boolean;
+
+  /** Status already sent (0 before the head). */
+  readonly statusCode: number;
+  readonly headersSent: boolean;
+  /** The answer went out complete (as opposed to cut, or not yet finished). */
+  readonly completed: boolean;
+  /** The client is gone or the exchange was cut. */
+  readonly aborted: boolean;
+
+  /** keygate's own complete answer. */
+  respond(status: number, headers: readonly string[], body: string): void;
+  /** Tells a client waiting on `Expect: 100-continue` to send its body. */
+  sendContinue(): void;
+  /** The head of a streamed answer (the upstream's). */
+  writeHead(status: number, headers: readonly string[]): void;
+  /** Returns false when the client's buffer is full: wait for onDrain. */
+  write(chunk: Uint8Array): boolean;
+  onDrain(fn: () => void): void;
+  /** Ends the answer; trailers where the protocol carries them (HTTP/2, gRPC). */
+  end(trailers?: readonly string[]): void;
+  /** Cuts the exchange: a half-sent answer must not look whole to the client. */
+  destroy(): void;
+  /** Called once, when the exchange is over, complete or not. */
+  onClose(fn: () => void): void;
+}
+
+/** What a listener hands to the request path: one exchange, and the mode a dedicated port forces. */
+export type ExchangeHandler = (x: Exchange, forcedMode?: 'clientauth') => void;

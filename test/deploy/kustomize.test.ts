@@ -283,7 +283,7 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
     const missing = check(objects, { skipVolume: 'client-ca' });
     expect(missing.code).toBe(1);
     expect(missing.out).toContain('client-ca/ca.crt');
-  });
+  }, 40_000);
 });
 
 describe('the sidecar overlay', () => {

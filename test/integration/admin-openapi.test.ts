@@ -1,6 +1,8 @@
 // docs/openapi.yaml and docs/admin-api.md stay in step with the admin API's router: every
 // served path and method is described and nothing else is, every $ref resolves, every
-// operation documents its 401 and 403, and every error code the docs name exists.
+// operation documents each answer the router can give it, every status the admin code can
+// answer is documented, and every error code the docs name exists. (`npm run lint:openapi`,
+// part of `npm test`, checks the file against the OpenAPI schema with Redocly.)
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -10,6 +12,12 @@ import { ERRORS } from '../../src/errors/catalog.js';
 const docs = (name: string) => readFileSync(new URL(`../../docs/${name}`, import.meta.url), 'utf8');
 const spec = parse(docs('openapi.yaml')) as { openapi: string; paths: Record<string, Record<string, any>>; components: Record<string, Record<string, unknown>> };
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];
+const operations = () =>
+  Object.entries(spec.paths).flatMap(([path, item]) =>
+    Object.keys(item)
+      .filter((k) => HTTP_METHODS.includes(k))
+      .map((method) => ({ path, method, op: item[method] as { responses: Record<string, unknown>; requestBody?: unknown } })),
+  );
 
 describe('docs/openapi.yaml', () => {
   it('is OpenAPI 3.1', () => {
@@ -24,10 +32,36 @@ describe('docs/openapi.yaml', () => {
     expect(documented).toEqual(served);
   });
 
-  it('documents 401 and 403 on every operation', () => {
-    for (const [path, item] of Object.entries(spec.paths)) {
-      for (const m of Object.keys(item).filter((k) => HTTP_METHODS.includes(k))) {
-        expect(Object.keys(item[m].responses), `${m} ${path}`).toEqual(expect.arrayContaining(['401', '403']));
+  it('documents on each operation every answer the router can give it', () => {
+    for (const { path, method, op } of operations()) {
+      // Any call: a bad query parameter or percent-encoding (400), the admin credential (401,
+      // 403, 429 after repeated failures), the store (503).
+      const want = ['400', '401', '403', '429', '503'];
+      if (path.includes('{')) want.push('404'); // the named account, token or binding
+      if (['post', 'patch', 'delete'].includes(method)) want.push('405'); // a read-only admin API
+      if (op.requestBody) want.push('413'); // bodies are bounded
+      expect(Object.keys(op.responses), `${method} ${path}`).toEqual(expect.arrayContaining(want));
+    }
+  });
+
+  it('documents every status the admin API code can answer, and only statuses it can', () => {
+    // Every KG_ERR code the admin modules name, plus the 401 family of the credential lookup.
+    const source = ['api.ts', 'auth.ts'].map((f) => readFileSync(new URL(`../../src/admin/${f}`, import.meta.url), 'utf8')).join('\n');
+    const codes = new Set([...source.matchAll(/'(KG_ERR_[A-Z_]+)'/g)].map((m) => m[1] as keyof typeof ERRORS));
+    expect(codes.size).toBeGreaterThan(5);
+    const answerable = new Set(['200', '201', '401', ...[...codes].map((c) => String(ERRORS[c].status))]);
+    const documented = new Set(operations().flatMap(({ op }) => Object.keys(op.responses)));
+    expect([...documented].sort()).toEqual([...answerable].sort());
+  });
+
+  it('names in each problem answer only error codes of its status', () => {
+    for (const [status, name] of operations().flatMap(({ op }) => Object.entries(op.responses).map(([s, r]: [string, any]) => [s, r.$ref?.split('/').at(-1)] as const))) {
+      if (!name || Number(status) < 400) continue;
+      const response = spec.components.responses![name] as { description: string; content?: Record<string, unknown> };
+      expect(Object.keys(response.content ?? {}), name).toEqual(['application/problem+json']);
+      for (const [, code] of response.description.matchAll(/(KG_ERR_[A-Z_]+)/g)) {
+        expect(ERRORS, code).toHaveProperty(code!);
+        expect(ERRORS[code as keyof typeof ERRORS].status, `${name} names ${code}`).toBe(Number(status));
       }
     }
   });

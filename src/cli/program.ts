@@ -12,6 +12,7 @@ import { registerCheck } from './commands/check.js';
 import { registerDev } from './commands/dev.js';
 import { registerExplain } from './commands/explain.js';
 import { registerServe } from './commands/serve.js';
+import { registerStore } from './commands/store.js';
 import { registerToken } from './commands/token.js';
 import { CliError, processIo, type Io } from './support.js';
 
@@ -26,7 +27,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .exitOverride();
-  for (const register of [registerServe, registerDev, registerCheck, registerCerts, registerAccount, registerToken, registerCert, registerExplain] satisfies Register[]) {
+  for (const register of [registerServe, registerDev, registerCheck, registerCerts, registerAccount, registerToken, registerCert, registerExplain, registerStore] satisfies Register[]) {
     register(program, io, env);
   }
   // Sub-commands inherit exitOverride and output from their parent only when set on them.

@@ -8,6 +8,7 @@
 //   from it either (a token only comes back with time), so the refusal is answered here;
 // - a circuit breaker: after a few failures, no call goes out until the next probe, and the
 //   answer follows failMode (closed: unavailable; open: this replica's own memory limiter).
+import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { RedisConfig } from '../config/schema.js';
 import type { Logger } from '../observe/logger.js';
@@ -64,7 +65,7 @@ export class RedisRateLimiter implements RateLimiter {
         else if (state === 'closed') logger?.info({ store: this.description }, 'rate limits: shared again through Redis');
       },
     });
-    this.client = connect(config, 'limiter', `keygate:limit:${process.pid}`);
+    this.client = connect(config, 'limiter', `keygate:limit:${process.pid}:${randomBytes(4).toString('hex')}`);
   }
 
   /** Waits (bounded by connectTimeout) for the first connection; false if Redis did not answer. */

@@ -8,11 +8,12 @@ export class Wakeups {
   private readonly timer: NodeJS.Timeout;
   private readonly subscriber: Redis | undefined;
 
-  constructor(config: RedisConfig, channel: string, subscribe: boolean, wake: () => void) {
+  /** `subscriber`: the connection name of the pub/sub connection, or undefined for none (poll only). */
+  constructor(config: RedisConfig, channel: string, subscriber: string | undefined, wake: () => void) {
     this.timer = setInterval(wake, config.pollInterval);
     this.timer.unref();
-    if (!subscribe) return;
-    this.subscriber = connect(config, 'subscriber', `keygate:sub:${process.pid}`);
+    if (subscriber === undefined) return;
+    this.subscriber = connect(config, 'subscriber', subscriber);
     this.subscriber.on('message', wake);
     // Re-subscribed after a reconnect (ioredis does that); whatever was published meanwhile is
     // lost, so look at once rather than at the next poll.

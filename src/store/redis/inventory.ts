@@ -75,6 +75,13 @@ export class Inventory {
         if (keyOf(KIND[code], r) === key) map.set(key, r);
         else inv.problem(code, key, `the record's own key is "${keyOf(KIND[code], r)}"`);
       });
+    // Hash order is Redis's own; creation order (then key) keeps listings stable and familiar.
+    const byCreation = <R extends AnyRecord>(code: KindCode, list: R[]) => {
+      const order = list.map((r, i) => i).sort((x, y) => list[x]!.createdAt.localeCompare(list[y]!.createdAt) || (keys[code][x]! < keys[code][y]! ? -1 : 1));
+      keys[code] = order.map((i) => keys[code][i]!);
+      return order.map((i) => list[i]!);
+    };
+    data = { version: 1, accounts: byCreation('a', data.accounts), tokens: byCreation('t', data.tokens), certificates: byCreation('c', data.certificates) };
     put('a', data.accounts, inv.accounts);
     put('t', data.tokens, inv.tokens);
     put('c', data.certificates, inv.certificates);

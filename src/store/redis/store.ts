@@ -2,7 +2,7 @@
 // optimistic concurrency (the commit script refuses when the revision moved, and the writer
 // catches up and runs its mutation again); followers catch up through the change log, woken by
 // pub/sub and, when a notification is lost, by a poll of the revision.
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { RedisConfig } from '../../config/schema.js';
 import type { Logger } from '../../observe/logger.js';
@@ -48,6 +48,8 @@ export class RedisStore implements CredentialStore {
   readonly description: string;
   readonly keys: InventoryKeys;
   readonly health: StoreHealth;
+  /** Names this instance's connections in CLIENT LIST: keygate:store:<id>, keygate:sub:<id>. */
+  readonly id = `${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly client: Redis;
   private readonly now: () => number;
   private inv: Inventory | undefined;
@@ -70,7 +72,7 @@ export class RedisStore implements CredentialStore {
     this.keys = inventoryKeys(config.prefix);
     this.health = opts.health ?? new StoreHealth(this.description, opts.observer, opts.logger);
     this.now = opts.now ?? Date.now;
-    this.client = connect(config, 'store', `keygate:store:${process.pid}`);
+    this.client = connect(config, 'store', `keygate:store:${this.id}`);
     this.client.on('ready', () => {
       if (this.everReady) void this.syncSoon();
       this.everReady = true;
@@ -131,7 +133,7 @@ export class RedisStore implements CredentialStore {
       if (this.feedStatus === before && before !== undefined) feed.onStatus?.(before, before ? undefined : 'unreachable');
     });
     if (!this.wakeups) {
-      this.wakeups = new Wakeups(this.config, this.keys.channel, this.opts.subscribe !== false, () => void this.syncSoon());
+      this.wakeups = new Wakeups(this.config, this.keys.channel, this.opts.subscribe !== false ? `keygate:sub:${this.id}` : undefined, () => void this.syncSoon());
     }
     return () => {
       this.feeds.delete(feed);

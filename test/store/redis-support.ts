@@ -62,7 +62,7 @@ export async function dumpPrefix(prefix: string, url = SHARED_REDIS): Promise<Ma
         const type = await r.type(key);
         if (type === 'string') out.set(key, (await r.get(key)) ?? '');
         else if (type === 'hash') out.set(key, JSON.stringify(await r.hgetall(key)));
-        else if (type === 'zset') out.set(key, JSON.stringify(await r.zrange(key, 0, -1, 'WITHSCORES')));
+        else if (type === 'zset') out.set(key, JSON.stringify(await r.zrange(key, '0', '-1', 'WITHSCORES')));
         else out.set(key, `<${type}>`);
       }
       cursor = next;
@@ -123,6 +123,15 @@ export class OwnRedis {
     }
   }
 
+  /** SIGSTOP / SIGCONT: a Redis that hangs (connections stay open, nothing answers). */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** SIGKILL: no shutdown save, no goodbye to clients. */
   async kill(): Promise<void> {
     const child = this.child;
@@ -134,6 +143,7 @@ export class OwnRedis {
   }
 
   async stop(): Promise<void> {
+    this.resume();
     await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -2,6 +2,7 @@
 // from Redis. Changes are applied record by record (cost proportional to the change), and a
 // record that does not validate (a hand edit in redis-cli) is left out and reported: a token
 // that cannot be read admits no one.
+import { diffStoreData } from '../diff.js';
 import { storeSchema } from '../schema.js';
 import type { AccountRecord, CertBindingRecord, StoreChange, StoreData, StoreProblem, TokenRecord } from '../types.js';
 import type { KindCode } from './keys.js';
@@ -56,15 +57,16 @@ export class Inventory {
     let data: StoreData;
     if (result.success) data = result.data;
     else {
-      const bad = new Set<string>();
+      const bad = new Map<string, { code: KindCode; key: string; messages: string[] }>();
       for (const issue of result.error.issues) {
         const [list, index] = issue.path;
         const code = (Object.keys(LIST) as KindCode[]).find((c) => LIST[c] === list);
         if (code === undefined || typeof index !== 'number') continue;
-        const key = keys[code][index]!;
-        bad.add(`${code}:${index}`);
-        inv.problem(code, key, `${issue.path.slice(2).join('.') || 'record'}: ${issue.message}`);
+        const id = `${code}:${index}`;
+        if (!bad.has(id)) bad.set(id, { code, key: keys[code][index]!, messages: [] });
+        bad.get(id)!.messages.push(`${issue.path.slice(2).join('.') || 'record'}: ${issue.message}`);
       }
+      for (const b of bad.values()) inv.problem(b.code, b.key, b.messages.join('; '));
       const keep = <T>(code: KindCode, list: T[]) => list.filter((_, i) => !bad.has(`${code}:${i}`));
       for (const code of ['a', 't', 'c'] as const) keys[code] = keep(code, keys[code]);
       data = storeSchema.parse({ version: 1, accounts: keep('a', parsed.accounts), tokens: keep('t', parsed.tokens), certificates: keep('c', parsed.certificates) });
@@ -130,9 +132,37 @@ export class Inventory {
     return { version: 1, accounts: [...this.accounts.values()], tokens: [...this.tokens.values()], certificates: [...this.certificates.values()] };
   }
 
-  /** A deep copy the caller may change. */
+  /** A copy the caller may change (records are flat: fields and arrays of strings). */
   copy(): StoreData {
-    return structuredClone(this.view());
+    return { version: 1, accounts: [...this.accounts.values()].map(copyRecord), tokens: [...this.tokens.values()].map(copyRecord), certificates: [...this.certificates.values()].map(copyRecord) };
+  }
+
+  /**
+   * What turns this inventory into `draft` (a changed copy()), as diffStoreData says it: a cheap
+   * field-by-field pass finds the few records that can differ, and diffStoreData decides on
+   * those alone, so that one token created in an inventory of 100,000 does not cost 100,000
+   * deep comparisons. Synchronous: nothing changes the maps meanwhile.
+   */
+  diff(draft: StoreData): StoreChange[] {
+    const prev: StoreData = { version: 1, accounts: [], tokens: [], certificates: [] };
+    const next: StoreData = { version: 1, accounts: [], tokens: [], certificates: [] };
+    const pick = <R extends AnyRecord>(kind: StoreChange['kind'], map: Map<string, R>, list: R[], into: (d: StoreData) => R[]) => {
+      const seen = new Set<string>();
+      for (const r of list) {
+        const key = keyOf(kind, r);
+        seen.add(key);
+        const old = map.get(key);
+        if (old === undefined || !sameRecord(old, r)) {
+          into(next).push(r);
+          if (old !== undefined) into(prev).push(old);
+        }
+      }
+      for (const [key, old] of map) if (!seen.has(key)) into(prev).push(old);
+    };
+    pick('account', this.accounts, draft.accounts, (d) => d.accounts);
+    pick('token', this.tokens, draft.tokens, (d) => d.tokens);
+    pick('certificate', this.certificates, draft.certificates, (d) => d.certificates);
+    return diffStoreData(prev, next);
   }
 
   get size(): number {
@@ -170,4 +200,24 @@ export class Inventory {
   private problem(code: KindCode, key: string, message: string): void {
     this.problems.set(`${code}:${key}`, { file: `${this.where} ${LIST[code]}[${key}]`, line: 1, col: 1, message });
   }
+}
+
+function copyRecord<R extends object>(r: R): R {
+  const out = { ...r } as Record<string, unknown>;
+  for (const k in out) if (Array.isArray(out[k])) out[k] = [...(out[k] as unknown[])];
+  return out as R;
+}
+
+/** Same fields with the same values; arrays compared element by element (records are flat). */
+function sameRecord(a: object, b: object): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    const x = (a as Record<string, unknown>)[k];
+    const y = (b as Record<string, unknown>)[k];
+    if (x === y) continue;
+    if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  }
+  return true;
 }

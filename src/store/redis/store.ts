@@ -6,7 +6,6 @@ import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { RedisConfig } from '../../config/schema.js';
 import type { Logger } from '../../observe/logger.js';
-import { diffStoreData } from '../diff.js';
 import type { CredentialStore, StoreChange, StoreData, StoreFeed, StoreProblem, UsageMap } from '../types.js';
 import { connect, describeRedis, disconnect, whenReady } from './client.js';
 import { Wakeups } from './feed.js';
@@ -14,7 +13,7 @@ import { errorText, StoreHealth, type StoreObserver, type StoreOp } from './heal
 import { keyOf, type Inventory } from './inventory.js';
 import { inventoryKeys, KIND_CODE, type InventoryKeys, type KindCode } from './keys.js';
 import { COMMIT, MERGE_USAGE, RAISE, runScript } from './scripts.js';
-import { contiguous, readChanges, readSnapshot, type LogEntry } from './sync.js';
+import { bridges, readChanges, readSnapshot, type LogEntry } from './sync.js';
 
 export interface RedisStoreOptions {
   /** Shared with the RedisRateLimiter, so that both report one reachability. */
@@ -102,10 +101,9 @@ export class RedisStore implements CredentialStore {
       const inv = await this.current('update');
       const revision = inv.revision;
       const epoch = inv.epoch;
-      const base = inv.view();
       const draft = inv.copy();
       const result = mutate(draft);
-      const changes = diffStoreData(base, draft);
+      const changes = inv.diff(draft);
       if (changes.length === 0) return result;
       const landed = await this.commit(revision, epoch, changes, actor);
       if (landed !== undefined) {
@@ -244,7 +242,7 @@ export class RedisStore implements CredentialStore {
       const page = await readChanges(this.client, this.keys, inv.revision);
       // An inventory nobody had written yet gets its epoch with the first write.
       if (inv.epoch === '' && inv.revision === 0) inv.epoch = page.epoch;
-      if (page.epoch !== inv.epoch || page.revision < inv.revision || !contiguous(inv.revision, page.entries)) return this.reload();
+      if (page.epoch !== inv.epoch || !bridges(inv.revision, page)) return this.reload();
       if (page.entries.length === 0) return inv;
       const changes: StoreChange[] = [];
       const rejected: StoreProblem[] = [];

@@ -40,9 +40,15 @@ export async function readChanges(client: Redis, keys: InventoryKeys, from: numb
   return { revision: Number(reply[0]), epoch: String(reply[1]), entries };
 }
 
-/** True when `entries` are exactly the revisions from+1, from+2, … each with its changes. */
-export function contiguous(from: number, entries: readonly LogEntry[]): boolean {
-  return entries.every((e, i) => e.rev === from + 1 + i && Array.isArray(e.changes));
+/**
+ * True when the page takes a copy at `from` forward: the entries are exactly the revisions
+ * from+1, from+2, … each with its changes, and there is at least one when Redis is ahead (a
+ * revision with no entry was trimmed, too large to log, or raised after lost writes).
+ */
+export function bridges(from: number, page: ChangesPage): boolean {
+  if (page.revision < from) return false;
+  if (page.revision > from && page.entries.length === 0) return false;
+  return page.entries.every((e, i) => e.rev === from + 1 + i && Array.isArray(e.changes));
 }
 
 async function scanHash(client: Redis, key: string, into: Map<string, string>): Promise<void> {
@@ -77,7 +83,7 @@ export async function readSnapshot(client: Redis, keys: InventoryKeys, where: st
     let bridged = true;
     for (let pages = 0; pages < 10_000; pages++) {
       const page = await readChanges(client, keys, revision);
-      if (page.epoch !== epoch || page.revision < revision || !contiguous(revision, page.entries)) {
+      if (page.epoch !== epoch || !bridges(revision, page)) {
         bridged = false;
         break;
       }

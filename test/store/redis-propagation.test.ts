@@ -107,7 +107,7 @@ describe('Redis propagation', () => {
     const r = admin();
     try {
       const subscriberIds = async () =>
-        (await r.client('LIST', 'TYPE', 'pubsub') as string)
+        (String(await r.call('CLIENT', 'LIST', 'TYPE', 'pubsub')))
           .split('\n')
           .filter((l) => l.includes(`name=keygate:sub:${store.id}`))
           .map((l) => /\bid=(\d+)/.exec(l)![1]!);

@@ -16,11 +16,14 @@ function script(name: string, lua: string): Script {
 
 /** EVALSHA, then EVAL when the server does not know the script (first use, restart, SCRIPT FLUSH). */
 export async function runScript(client: Redis, s: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  // One array, not spread arguments: an import of 100,000 records is 300,000 arguments, more
+  // than a call stack holds.
+  const flat = (keys as ReadonlyArray<string | number>).concat(args).map(String);
   try {
-    return await client.evalsha(s.sha, keys.length, ...keys, ...args);
+    return await client.evalsha(s.sha, keys.length, flat);
   } catch (err) {
     if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err;
-    return client.eval(s.lua, keys.length, ...keys, ...args);
+    return client.eval(s.lua, keys.length, flat);
   }
 }
 

@@ -92,11 +92,22 @@ export class OwnRedis {
   readonly dir = mkdtempSync(join(tmpdir(), 'kg-redis-'));
   private child: ChildProcess | undefined;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: string[],
+  ) {}
 
-  static async start(): Promise<OwnRedis> {
-    const r = new OwnRedis(await freePort());
-    await r.start();
+  /** `extraArgs(dir)`: more redis-server options (TLS, ACL users), given the temp folder. */
+  static async start(extraArgs: (dir: string) => string[] = () => []): Promise<OwnRedis> {
+    const port = await freePort();
+    const r = new OwnRedis(port, []);
+    (r as unknown as { extraArgs: string[] }).extraArgs = extraArgs(r.dir);
+    try {
+      await r.start();
+    } catch (err) {
+      await r.stop();
+      throw err;
+    }
     return r;
   }
 
@@ -105,7 +116,7 @@ export class OwnRedis {
   }
 
   async start(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '--logfile', join(this.dir, 'redis.log')];
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '--logfile', join(this.dir, 'redis.log'), ...this.extraArgs];
     const child = spawn('redis-server', args, { stdio: 'ignore' });
     this.child = child;
     const deadline = Date.now() + 10_000;

@@ -4,6 +4,7 @@
 // Redis never holds a request), reconnection with backoff and automatic re-subscription, and
 // TLS through Node's own tls options.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../../config/schema.js';
 
@@ -46,11 +47,13 @@ export function describeRedis(config: Pick<RedisConfig, 'url'>): string {
 function tlsOptions(config: RedisConfig, endpoint: Endpoint): RedisOptions['tls'] {
   if (!endpoint.tls) return undefined;
   const t = config.tls;
+  // SNI carries names only (RFC 6066); an IP address is checked against the IP SANs anyway.
+  const servername = t?.servername ?? (isIP(endpoint.host) === 0 ? endpoint.host : undefined);
   return {
     ...(t?.ca && { ca: readFileSync(t.ca) }),
     ...(t?.cert && { cert: readFileSync(t.cert) }),
     ...(t?.key && { key: readFileSync(t.key) }),
-    servername: t?.servername ?? endpoint.host,
+    ...(servername !== undefined && { servername }),
   };
 }
 

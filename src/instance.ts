@@ -9,6 +9,7 @@
 // (each certificate source on its own), and keygate.yaml (everything compiled again).
 // One module because it is the composition root: each part above is built elsewhere and only
 // wired here, and the order of start, reload and drain reads best in one place.
+import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Registry } from 'prom-client';
@@ -30,13 +31,15 @@ import { createLogger, type Logger } from './observe/logger.js';
 import { KeygateMetrics } from './observe/metrics.js';
 import { compilePipeline, type CompiledPipeline } from './pipeline/compile.js';
 import { createRequestHandler } from './pipeline/handler.js';
+import { createLimiter } from './ratelimit/factory.js';
 import { MemoryRateLimiter } from './ratelimit/limiter.js';
+import { RedisRateLimiter } from './ratelimit/redis-limiter.js';
 import { prepareConfig, restartOnlyChanges } from './runtime/build.js';
 import { pipelineSpec, type CompiledConfig } from './runtime/compile.js';
 import { Inventory } from './runtime/inventory.js';
 import { explainRuntime, type ExplainRuntime } from './runtime/explain-runtime.js';
 import { checkStoreData } from './store/check.js';
-import { createStore } from './store/factory.js';
+import { createStore, sharedStoreHealth } from './store/factory.js';
 import type { CredentialStore } from './store/types.js';
 import { UsageTracker } from './store/usage-tracker.js';
 import type { CredentialIndex } from './vocabulary/principal.js';
@@ -71,6 +74,17 @@ export interface KeygateInstance {
   close(): Promise<void>;
 }
 
+/** Rejects when `p` takes longer than `ms`. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms (store.startTimeout)`)), ms);
+    }),
+  ]);
+}
+
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -96,12 +110,16 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   let compiled: CompiledConfig = prepared.compiled;
   let tls: TlsSources = prepared.tls;
   const config = loaded.config;
-  const store = createStore(config);
   const logger = opts.logger ?? createLogger(config.log.level);
   const audit = opts.audit ?? createAuditSink(config.audit.output);
   const registry = opts.registry ?? new Registry();
   const metrics = new KeygateMetrics(registry);
   const now = opts.now ?? Date.now;
+  // Which replica made a change: in the shared store's change log and in management audit.
+  const replica = `${hostname()}:${process.pid}`;
+  metrics.storeUp.set(1);
+  const health = sharedStoreHealth(config, { up: (up) => metrics.storeUp.set(up ? 1 : 0), error: (op) => metrics.storeErrors.labels(op).inc() }, logger);
+  const store = createStore(config, { health, logger, actor: `replica:${replica}` });
 
   const reject = (source: string, problems: readonly Problem[]) => {
     const lines = problems.map(formatProblem);
@@ -114,7 +132,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     audit.event({ event: 'config.reloaded', actor: 'keygate', target: source, trigger });
   };
 
-  const inventory = await Inventory.open(store, () => compiled, {
+  const opening = Inventory.open(store, () => compiled, {
     applied: (what, index) => {
       metrics.storeReloads.labels('success').inc();
       metrics.configReloads.labels('success').inc();
@@ -126,7 +144,9 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
       metrics.storeReloads.labels('rejected').inc();
       reject('credentials', problems);
     },
-  }).catch(async (err: unknown) => {
+  });
+  const inventory = await within(opening, config.store.startTimeout, `the credential store (${store.description}) did not deliver the inventory`).catch(async (err: unknown) => {
+    await store.close();
     await pools.closeAll(true);
     throw err;
   });
@@ -135,7 +155,10 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   const usage = new UsageTracker(store, (err) => logger.warn({ err: (err as Error).message }, 'could not write last-use times'));
   await usage.load();
   usage.start(config.store.usageFlushInterval);
-  const limiter = new MemoryRateLimiter(100_000);
+  const limiter = createLimiter(config, { health, logger });
+  if (limiter instanceof RedisRateLimiter && !(await limiter.ready())) logger.warn({ store: store.description }, 'rate limits: Redis did not answer at start; failMode applies until it does');
+  // Failed authentications are limited per replica: an attacker spraying one replica is slowed
+  // there, without a Redis round trip for every guess.
   const failures = new MemoryRateLimiter(50_000);
   const expiry = expiryStage();
   let draining = false;
@@ -254,6 +277,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     authFailurePolicy: () => compiled.authFailurePolicy,
     explain,
     store,
+    replica,
     sync: () => inventory.sync(),
     audit,
     logger,

@@ -80,7 +80,7 @@ export function mountAdminApi(ctx: AdminApiContext): AdminApiHandler {
     }
     const identity = auth.identity;
     const actor = `admin:${identity.account}`;
-    const who = { actor, credential: identity.credential, auth: identity.auth };
+    const who = { actor, credential: identity.credential, auth: identity.auth, replica: ctx.replica };
 
     const call = async (): Promise<Reply> => {
       if (!path.startsWith(ADMIN_API_PREFIX)) throw new KeygateFault('KG_ERR_NOT_FOUND', `No admin resource at ${base.path}; the admin API lives under ${ADMIN_API_PREFIX}.`);

@@ -22,6 +22,8 @@ export interface AdminApiContext {
   explain(): ExplainRuntime;
   /** Where changes go. */
   store: CredentialStore;
+  /** This process, as management audit lines and the shared store's change log name it (host:pid). */
+  replica: string;
   /** Resolves once every change written so far is part of snapshot() (read-your-writes). */
   sync(): Promise<void>;
   audit: AuditSink;

@@ -12,8 +12,9 @@ import { registerCheck } from './commands/check.js';
 import { registerDev } from './commands/dev.js';
 import { registerExplain } from './commands/explain.js';
 import { registerServe } from './commands/serve.js';
+import { registerStore } from './commands/store.js';
 import { registerToken } from './commands/token.js';
-import { processIo, type Io } from './support.js';
+import { closeStores, processIo, type Io } from './support.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
@@ -26,7 +27,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .exitOverride();
-  for (const register of [registerServe, registerDev, registerCheck, registerCerts, registerAccount, registerToken, registerCert, registerExplain] satisfies Register[]) {
+  for (const register of [registerServe, registerDev, registerCheck, registerCerts, registerAccount, registerToken, registerCert, registerExplain, registerStore] satisfies Register[]) {
     register(program, io, env);
   }
   // Sub-commands inherit exitOverride and output from their parent only when set on them.
@@ -46,18 +47,25 @@ export async function runCli(argv: string[], io: Io = processIo, env: NodeJS.Pro
     await program.parseAsync(argv);
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    if (err instanceof SourceError) {
-      for (const p of err.problems) io.err(`${formatProblem(p)}\n`);
-      return exitCodeFor(err);
-    }
-    if (err instanceof KeygateFault) {
-      io.err(`keygate: ${err.message}\n`);
-      return exitCodeFor(err);
-    }
-    const e = err as NodeJS.ErrnoException;
-    io.err(`keygate: ${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(err)}\n`);
-    if (env.KEYGATE_DEBUG) io.err(`${e?.stack ?? ''}\n`);
+    return failed(err, io, env);
+  } finally {
+    await closeStores();
+  }
+}
+
+/** One line on stderr (file problems one per line), never a stack trace unless KEYGATE_DEBUG is set. */
+function failed(err: unknown, io: Io, env: NodeJS.ProcessEnv): number {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+  if (err instanceof SourceError) {
+    for (const p of err.problems) io.err(`${formatProblem(p)}\n`);
     return exitCodeFor(err);
   }
+  if (err instanceof KeygateFault) {
+    io.err(`keygate: ${err.message}\n`);
+    return exitCodeFor(err);
+  }
+  const e = err as NodeJS.ErrnoException;
+  io.err(`keygate: ${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(err)}\n`);
+  if (env.KEYGATE_DEBUG) io.err(`${e?.stack ?? ''}\n`);
+  return exitCodeFor(err);
 }

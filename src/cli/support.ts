@@ -54,12 +54,31 @@ export function actorName(): string {
   }
 }
 
+/**
+ * Stores opened by this command; runCli closes them when the command ends (a Redis connection
+ * left open would keep the process alive).
+ */
+const opened = new Set<CredentialStore>();
+
+/** The store a config names, closed by runCli when the command ends. */
+export function openStore(config: Pick<KeygateConfig, 'store'>, actor = actorName()): CredentialStore {
+  const store = createStore(config, { actor });
+  opened.add(store);
+  return store;
+}
+
+export async function closeStores(): Promise<void> {
+  const all = [...opened];
+  opened.clear();
+  await Promise.all(all.map((s) => s.close().catch(() => undefined)));
+}
+
 export function openManagement(configFile: string, io: Io, env: NodeJS.ProcessEnv = process.env): Management {
   const { loaded, problems } = loadConfig(configFile, env);
   if (!loaded) throw new SourceError(problems);
   const config = loaded.config;
-  const store = createStore(config);
   const actor = actorName();
+  const store = openStore(config, actor);
   return {
     loaded,
     config,

@@ -40,7 +40,15 @@ function resolvePaths(cfg: KeygateConfig, base: string): KeygateConfig {
       clientAuth: { ...ca, ca: ca.ca?.map(p) ?? null, caKey: ca.caKey ? p(ca.caKey) : null, crl: ca.crl?.map(p) ?? null },
     },
     admin: { ...cfg.admin, tls: cfg.admin.tls ? { cert: p(cfg.admin.tls.cert), key: p(cfg.admin.tls.key) } : null },
-    store: { ...cfg.store, file: p(cfg.store.file) },
+    store: { ...cfg.store, file: p(cfg.store.file), redis: cfg.store.redis && { ...cfg.store.redis, tls: resolveRedisTls(cfg.store.redis.tls, p) } },
     audit: { ...cfg.audit, output: cfg.audit.output === 'stdout' || cfg.audit.output === 'stderr' ? cfg.audit.output : p(cfg.audit.output) },
   };
+}
+
+type RedisTls = NonNullable<NonNullable<KeygateConfig['store']['redis']>['tls']>;
+
+function resolveRedisTls(tls: RedisTls | null, p: (f: string) => string): RedisTls | null {
+  if (!tls) return null;
+  const opt = (f: string | null) => (f === null ? null : p(f));
+  return { ...tls, ca: opt(tls.ca), cert: opt(tls.cert), key: opt(tls.key) };
 }

@@ -133,14 +133,58 @@ const policySchema = z.strictObject({
   per: z.enum(['credential', 'account']).default('credential'),
 });
 
-const redisSchema = z.strictObject({
-  /** redis:// or rediss:// URL. Required. */
-  url: z.string().regex(/^rediss?:\/\//, 'redis url must start with redis:// or rediss://'),
-  /** Prefix of every key keygate writes. Default "keygate:". */
-  prefix: z.string().default('keygate:'),
-  /** When Redis cannot be reached: refuse requests (closed) or admit them without limits (open). Default closed. */
-  failMode: z.enum(['open', 'closed']).default('closed'),
-});
+/** A redis:// or rediss:// URL that names a host; a database number in the path, if any. */
+const redisUrl = z
+  .string()
+  .regex(/^rediss?:\/\//, 'redis url must start with redis:// or rediss://')
+  .refine((text) => {
+    try {
+      const u = new URL(text);
+      return u.hostname !== '' && /^(\/\d{0,5})?$/.test(u.pathname);
+    } catch {
+      return false;
+    }
+  }, 'redis url must look like redis://[user:password@]host[:port][/db]');
+
+const redisTlsSchema = z
+  .strictObject({
+    /** CA bundle (PEM) that signs the Redis server's certificate. Default none (the system's trusted CAs). */
+    ca: filePath.nullable().default(null),
+    /** Client certificate chain (PEM), for a Redis that requires one (tls-auth-clients). Default none. */
+    cert: filePath.nullable().default(null),
+    /** Private key (PEM) of `cert`. Default none. */
+    key: filePath.nullable().default(null),
+    /** Name the server certificate must carry (and SNI). Default none (the URL's host). */
+    servername: z.string().min(1).nullable().default(null),
+  })
+  .refine((t) => (t.cert === null) === (t.key === null), 'store.redis.tls: cert and key go together');
+
+const redisSchema = z
+  .strictObject({
+    /** redis:// or rediss:// URL (user and password may be in it). Required. */
+    url: redisUrl,
+    /** ACL user name; overrides the URL's. Default none (the URL's, else Redis's default user). */
+    username: z.string().min(1).nullable().default(null),
+    /** Password; overrides the URL's. Write it as ${ENV_VAR}, never in the file. Default none (the URL's, if any). */
+    password: z.string().min(1).nullable().default(null),
+    /** TLS options; only with a rediss:// URL (which alone uses the system's CAs). Default none. */
+    tls: redisTlsSchema.nullable().default(null),
+    /** Prefix of every key keygate writes. Default "keygate:". */
+    prefix: z.string().default('keygate:'),
+    /** When Redis cannot be reached: refuse requests (closed) or admit them without limits (open). Default closed. */
+    failMode: z.enum(['open', 'closed']).default('closed'),
+    /** Time allowed to open a connection. Default 2s. */
+    connectTimeout: timerDuration().prefault('2s'),
+    /** Time allowed for a store command (reads, writes, the revision poll). Default 1s. */
+    commandTimeout: timerDuration().prefault('1s'),
+    /** Time allowed for one rate-limit check; past it the check counts as a failure. Default 100ms. */
+    limitTimeout: timerDuration().prefault('100ms'),
+    /** How often each replica compares its revision with Redis's (the backstop to pub/sub). Default 250ms. */
+    pollInterval: timerDuration().prefault('250ms'),
+    /** Changes kept in the change log; a replica further behind reloads everything. Default 10000. */
+    changeLog: z.number().int().min(100).max(1_000_000).default(10_000),
+  })
+  .refine((r) => r.tls === null || r.url.startsWith('rediss://'), { message: 'store.redis.tls needs a rediss:// url', path: ['tls'] });
 
 const storeSchema = z.strictObject({
   /** The credential file (embedded default store). Default credentials.yaml, next to this config. */
@@ -149,6 +193,8 @@ const storeSchema = z.strictObject({
   redis: redisSchema.nullable().default(null),
   /** How often last-use times are written back. Default 30s. */
   usageFlushInterval: timerDuration().prefault('30s'),
+  /** Time allowed at start for the first read of the inventory; a store that does not answer by then ends the start with an error. Default 30s. */
+  startTimeout: timerDuration().prefault('30s'),
 });
 
 const auditSchema = z.strictObject({
@@ -209,3 +255,4 @@ export const configSchema = z
 export type KeygateConfig = z.output<typeof configSchema>;
 export type RouteConfig = KeygateConfig['routes'][number];
 export type PolicyConfig = KeygateConfig['policies'][string];
+export type RedisConfig = NonNullable<KeygateConfig['store']['redis']>;

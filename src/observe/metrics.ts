@@ -18,7 +18,8 @@ export class KeygateMetrics {
   readonly tlsReloads: Counter<'result'>;
   readonly certificateExpiry: Gauge<'kind' | 'subject'>;
   readonly shadowDenials: Counter<'account'>;
-  readonly storeErrors: Counter<'backend' | 'mode'>;
+  readonly storeErrors: Counter<'op'>;
+  readonly storeUp: Gauge;
   readonly internalErrors: Counter<'where'>;
   readonly inflight: Gauge;
   /** Where keygate_inflight_requests reads its value (the pipeline sets it). */
@@ -47,7 +48,9 @@ export class KeygateMetrics {
     this.tlsReloads = new Counter({ name: 'keygate_tls_reloads_total', help: 'Certificate, key, CA and CRL reloads, by result (success, rejected).', labelNames: ['result'], registers });
     this.certificateExpiry = new Gauge({ name: 'keygate_certificate_expiry_timestamp_seconds', help: 'notAfter of the server certificate (kind=server) and of each trusted client CA (client_ca), and nextUpdate of each CRL (crl), Unix seconds.', labelNames: ['kind', 'subject'], registers });
     this.shadowDenials = new Counter({ name: 'keygate_shadow_denials_total', help: 'Requests that scope rules would deny, admitted because authorization.mode is shadow.', labelNames: ['account'], registers });
-    this.storeErrors = new Counter({ name: 'keygate_store_errors_total', help: 'Requests that met an unreachable shared store, by backend and the failMode applied.', labelNames: ['backend', 'mode'], registers });
+    this.storeErrors = new Counter({ name: 'keygate_store_errors_total', help: 'Failed calls to the shared credential store, by what they were doing (read, update, sync, usage, limit).', labelNames: ['op'], registers });
+    for (const op of ['read', 'update', 'sync', 'usage', 'limit']) this.storeErrors.inc({ op }, 0);
+    this.storeUp = new Gauge({ name: 'keygate_store_up', help: '1 while the credential store answers (always 1 for the file store), 0 while a shared store is unreachable.', registers });
     this.internalErrors = new Counter({ name: 'keygate_internal_errors_total', help: 'Failures inside keygate that no rule foresaw (a bug), by where they happened: request, admin, reload, audit, store. Each is also logged with its stack.', labelNames: ['where'], registers });
     for (const where of ['request', 'admin', 'reload', 'audit', 'store']) this.internalErrors.inc({ where }, 0);
     // Read at scrape time from the pipeline's own counter: no gauge update per request.

@@ -22,17 +22,9 @@ export interface Built {
   data: StoreData;
 }
 
-/** Problems of settings keygate accepts in the schema but cannot run in this build. */
-function unsupported(loaded: LoadedConfig): Problem[] {
-  const out: Problem[] = [];
-  if (loaded.config.store.redis) out.push(loaded.source.problemAt(['store', 'redis'], 'store.redis: the Redis store is not available in this version of keygate; use store.file'));
-  return out;
-}
-
 export function compileLoaded(loaded: LoadedConfig, pools: UpstreamPools): { compiled?: CompiledConfig; problems: Problem[] } {
-  const problems = unsupported(loaded);
   const { compiled, problems: cp } = compileConfig(loaded.config, pools);
-  problems.push(...cp.map((p) => loaded.source.problemAt(p.path, p.message)));
+  const problems = cp.map((p) => loaded.source.problemAt(p.path, p.message));
   return problems.length ? { problems } : { compiled, problems };
 }
 
@@ -45,9 +37,18 @@ export function loadMaterial(loaded: LoadedConfig): { material?: TlsMaterial; pr
   }
 }
 
+/** A store that cannot be read at all (Redis unreachable, a file keygate may not read) is one more problem. */
+async function loadStore(store: CredentialStore, check?: (d: StoreData) => ReturnType<typeof checkStoreData>): Promise<{ data?: StoreData; problems: Problem[] }> {
+  try {
+    return await store.load(check);
+  } catch (err) {
+    return { problems: [{ file: store.description, line: 1, col: 1, message: `cannot read the credential store: ${(err as Error)?.message ?? String(err)}` }] };
+  }
+}
+
 /** The store's data, checked against the compiled config and indexed. */
 export async function indexStore(compiled: CompiledConfig, store: CredentialStore): Promise<{ index?: LiveIndex; data?: StoreData; problems: Problem[] }> {
-  const { data, problems } = await store.load((d) => checkStoreData(d, compiled.config));
+  const { data, problems } = await loadStore(store, (d) => checkStoreData(d, compiled.config));
   if (!data) return { problems };
   return { index: LiveIndex.build(compiled, data), data, problems: [] };
 }
@@ -63,7 +64,7 @@ export async function buildAll(configFile: string, pools: UpstreamPools, env: No
   if (!compiled) {
     // The cross-checks need compiled scopes, but the credential file's own shape can still be
     // checked, so that one `keygate check` run reports as much as it can.
-    all.push(...(await store.load()).problems);
+    all.push(...(await loadStore(store)).problems);
     return { store, problems: all };
   }
   const { index, data, problems: storeProblems } = await indexStore(compiled, store);

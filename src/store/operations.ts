@@ -6,7 +6,7 @@ import { KeygateFault } from '../errors/fault.js';
 import { parseDuration } from '../config/units.js';
 import { BUILTIN_SCOPES } from '../config/builtin-scopes.js';
 import { accountScopes } from './check.js';
-import { ACCOUNT_NAME, DAY } from './file/schema.js';
+import { ACCOUNT_NAME, DAY } from './schema.js';
 import { hashToken, mintToken, newId } from './token-format.js';
 import type { AccountRecord, CertBindingRecord, StoreData, TokenRecord } from './types.js';
 

@@ -95,14 +95,13 @@ export interface StoreProblem {
 
 /**
  * What a running proxy is told by the store it follows. A backend first delivers a snapshot,
- * then changes in revision order; after a gap it cannot bridge (a reconnect that outlived the
- * change log) it delivers a snapshot again. Revisions only grow. A version the follower does
- * not `accept` is reported with onRejected and skipped: the next changes are relative to the
- * last accepted version, so the follower's state never mixes a refused version into a later one.
+ * then changes in revision order, each relative to the previous one it delivered; after a gap
+ * it cannot bridge (a reconnect that outlived the change log) it delivers a snapshot again.
+ * Revisions only grow. Data that does not even validate (a hand edit) is reported with
+ * onRejected and skipped. Whether the follower can use a version (cross-checks against its
+ * config) is the follower's business (runtime/inventory.ts).
  */
 export interface StoreFeed {
-  /** Problems that make this version unusable for the follower (cross-checks against its config); none = accept. */
-  accept?(data: StoreData): readonly DataProblem[];
   /** The whole inventory as of `revision`. */
   onSnapshot(data: StoreData, revision: number): void;
   /** The changes that took the inventory from the previous revision to `revision`. */
@@ -135,6 +134,8 @@ export interface CredentialStore {
    * problems positioned where an operator can find them (file:line:col for the file store).
    */
   load(check?: (data: StoreData) => readonly DataProblem[]): Promise<{ data?: StoreData; problems: StoreProblem[] }>;
+  /** Data problems positioned in the store's terms (file:line:col of the version last read, for the file store). */
+  locate(problems: readonly DataProblem[]): StoreProblem[];
   /** Applies `mutate` to the current data and persists the result, atomically; returns what it returned. */
   update<T>(mutate: (data: StoreData) => T, meta?: { actor?: string }): Promise<T>;
   /** Follows changes made by anyone (snapshot first). */

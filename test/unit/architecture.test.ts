@@ -23,7 +23,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   // the stages: pure decisions over the context; none imports another
   request: ['vocabulary', 'errors', 'matching', 'config'],
   identify: ['vocabulary', 'errors', 'store'],
-  ratelimit: ['vocabulary', 'errors'],
+  ratelimit: ['vocabulary', 'errors', 'store', 'config'],
   authorize: ['vocabulary', 'errors', 'matching', 'config'],
   forward: ['vocabulary', 'errors', 'transport', 'store'],
   // composing the stages into chains, and running them

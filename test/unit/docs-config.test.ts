@@ -103,7 +103,7 @@ const probeConfig = {
   scopes: { [PROBE_NAME]: ['GET /x'] },
   roles: { [PROBE_NAME]: [PROBE_NAME] },
   policies: { [PROBE_NAME]: { rate: '1/s' } },
-  store: { redis: { url: 'redis://127.0.0.1:6379' } },
+  store: { redis: { url: 'rediss://127.0.0.1:6379', tls: {} } },
 };
 const minimal = configSchema.parse(minimalConfig) as unknown;
 const probed = configSchema.parse(probeConfig) as unknown;

@@ -10,7 +10,8 @@ export const registerCheck: Register = (program, io, env) => {
     .action(async (opts: { config: string }) => {
       const pools = new UpstreamPools();
       try {
-        const { built, problems } = await buildAll(opts.config, pools, env);
+        const { built, store, problems } = await buildAll(opts.config, pools, env);
+        await store?.close();
         if (!built) {
           for (const p of problems) io.err(`${formatProblem(p)}\n`);
           throw new CliError(`${problems.length} problem${problems.length === 1 ? '' : 's'} found`);

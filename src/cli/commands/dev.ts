@@ -6,7 +6,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, relative } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { mountAdminApi } from '../../admin/api.js';
-import { createStore } from '../../store/factory.js';
 import { loadConfig } from '../../config/load.js';
 import type { KeygateConfig } from '../../config/schema.js';
 import { SourceError } from '../../config/source.js';
@@ -19,7 +18,7 @@ import { certificateFacts } from '../../store/cert-operations.js';
 import { createAccount, createToken, deleteToken } from '../../store/operations.js';
 import type { CredentialStore } from '../../store/types.js';
 import type { Register } from '../program.js';
-import { CliError, withConfigOption, type Io } from '../support.js';
+import { CliError, openStore, withConfigOption, type Io } from '../support.js';
 
 const DEMO_ACCOUNT = 'demo';
 const DEMO_LABEL = 'keygate dev';
@@ -94,7 +93,7 @@ export const registerDev: Register = (program, io, env) => {
           throw new CliError(`cannot start the demo API on 127.0.0.1:${port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (is another demo running?)`);
         }
       }
-      const store = createStore(config);
+      const store = openStore(config);
       const demo = await ensureDemoCredentials(config, store, dirname(config.listen.tls.cert));
       let instance;
       try {

@@ -12,9 +12,8 @@ import { UpstreamPools } from '../../forward/upstream-pools.js';
 import { MemoryRateLimiter } from '../../ratelimit/limiter.js';
 import { compileLoaded, indexStore } from '../../runtime/build.js';
 import { explainRuntime } from '../../runtime/explain-runtime.js';
-import { createStore } from '../../store/factory.js';
 import type { Register } from '../program.js';
-import { CliError, withConfigOption } from '../support.js';
+import { CliError, openStore, withConfigOption } from '../support.js';
 
 export const registerExplain: Register = (program, io, env) => {
   withConfigOption(program.command('explain'))
@@ -33,7 +32,7 @@ export const registerExplain: Register = (program, io, env) => {
       try {
         const { compiled, problems: compileProblems } = compileLoaded(loaded, pools);
         if (!compiled) throw new SourceError(compileProblems);
-        const { index, problems: storeProblems } = await indexStore(compiled, createStore(loaded.config));
+        const { index, problems: storeProblems } = await indexStore(compiled, openStore(loaded.config));
         if (!index) throw new SourceError(storeProblems);
         const e = await explainRequest(explainRuntime(compiled, index, limiter), { account: opts.account, token: opts.token, method, path }, Date.now());
         io.out(opts.json ? JSON.stringify(e, null, 2) + '\n' : formatExplanation(e));

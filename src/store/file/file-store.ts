@@ -8,7 +8,7 @@ import { parseYamlText, SourceError, type Problem, type YamlSource } from '../..
 import { validateSource } from '../../config/validate.js';
 import { watchFile } from '../../config/watch-file.js';
 import { withFileLock, writeFileAtomic } from './atomic-file.js';
-import { storeSchema } from './schema.js';
+import { storeSchema } from '../schema.js';
 import { diffStoreData } from '../diff.js';
 import { emptyStore, type CredentialStore, type DataProblem, type StoreData, type StoreFeed, type StoreFollower, type UsageMap } from '../types.js';
 
@@ -59,8 +59,15 @@ export class FileStore implements CredentialStore {
   }
 
   /** Data problems positioned in the file they were read from. */
-  private position(src: StoreSource, problems: readonly DataProblem[]): Problem[] {
-    return problems.map((p) => (src.source ? src.source.problemAt(p.path, p.message) : { file: this.file, line: 1, col: 1, message: p.message }));
+  private position(src: StoreSource | undefined, problems: readonly DataProblem[]): Problem[] {
+    return problems.map((p) => (src?.source ? src.source.problemAt(p.path, p.message) : { file: this.file, line: 1, col: 1, message: p.message }));
+  }
+
+  /** The version `follow` read last: what a follower's cross-check problems point into. */
+  private lastRead: StoreSource | undefined;
+
+  locate(problems: readonly DataProblem[]): Problem[] {
+    return this.position(this.lastRead, problems);
   }
 
   async read(): Promise<StoreData> {
@@ -79,9 +86,8 @@ export class FileStore implements CredentialStore {
   }
 
   /**
-   * Re-reads the file when it changes and reports the difference to the last version the
-   * follower accepted. The revision counts the versions this process has seen: the file itself
-   * keeps none.
+   * Re-reads the file when it changes and reports the difference to the last version read.
+   * The revision counts the versions this process has seen: the file itself keeps none.
    */
   follow(feed: StoreFeed): StoreFollower {
     let last: StoreData | undefined;
@@ -94,8 +100,8 @@ export class FileStore implements CredentialStore {
         const src = await this.readSource();
         if (stopped) return;
         const data = src.data;
-        const refused = data ? this.position(src, feed.accept?.(data) ?? []) : src.problems;
-        if (!data || refused.length) return feed.onRejected?.(refused);
+        if (!data) return feed.onRejected?.(src.problems);
+        this.lastRead = src;
         revision++;
         if (!last) feed.onSnapshot(data, revision);
         else feed.onChanges(diffStoreData(last, data), revision);

@@ -1,7 +1,7 @@
 // Schema of the credential file. Strict like keygate.yaml: an unknown key is an error, so a
 // hand edit with a typo is caught by `keygate check` and refused by a running proxy.
 import { z } from 'zod';
-import type { StoreData } from '../types.js';
+import type { StoreData } from './types.js';
 
 export const ACCOUNT_NAME = /^[A-Za-z0-9 _-]{1,64}$/;
 export const DAY = /^\d{4}-\d{2}-\d{2}$/;

@@ -31,6 +31,8 @@ RUN npm run build \
 
 # ---- runtime --------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
+# KEYGATE_CONFIG: the config every command uses without -c (serve, and `docker exec keygate
+# keygate token list`); without it a command run in /app would read the package's example.
 ENV NODE_ENV=production \
     KEYGATE_CONFIG=/etc/keygate/keygate.yaml
 WORKDIR /app
@@ -67,4 +69,4 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
 # SIGHUP: `docker kill -s HUP`, or `node -e 'process.kill(1,"SIGHUP")'` inside the container.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "/app/dist/cli/keygate.js"]
-CMD ["serve", "-c", "/etc/keygate/keygate.yaml"]
+CMD ["serve"]

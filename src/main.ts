@@ -2,6 +2,8 @@
 // SIGTERM/SIGINT drain then exit 0), and make sure no error ever ends in a stack trace on a
 // user's terminal. The only place besides the CLI entry that ends the process.
 import { formatProblem, SourceError } from './config/source.js';
+import { KeygateFault } from './errors/fault.js';
+import { exitCodeFor } from './errors/mapping.js';
 import { startKeygate, type KeygateInstance, type StartOptions } from './instance.js';
 import { createLogger } from './observe/logger.js';
 
@@ -17,14 +19,18 @@ export async function serveMain(opts: StartOptions): Promise<void> {
   try {
     instance = await startKeygate({ ...opts, logger: opts.logger ?? (override ? bootLogger : undefined) });
   } catch (err) {
+    // Every line on serve's stderr is JSON (a log collector parses each one): the problems go
+    // in the one fatal line, as the `file:line:col: message` texts `keygate check` prints.
+    const config = opts.configFile;
     if (err instanceof SourceError) {
-      for (const p of err.problems) process.stderr.write(`${formatProblem(p)}\n`);
-      bootLogger.fatal({ problems: err.problems.length }, 'configuration has errors; not starting');
+      bootLogger.fatal({ config, code: err.code, problems: err.problems.map(formatProblem) }, 'configuration has errors; not starting');
+    } else if (err instanceof KeygateFault) {
+      bootLogger.fatal({ config, code: err.code, err: err.message }, 'cannot start');
     } else {
       const e = err as NodeJS.ErrnoException;
-      bootLogger.fatal({ err: e.message, code: e.code }, e.code === 'EADDRINUSE' ? 'address already in use' : 'cannot start');
+      bootLogger.fatal({ config, err: e.message, code: e.code }, e.code === 'EADDRINUSE' ? 'address already in use' : 'cannot start');
     }
-    process.exit(1);
+    process.exit(err instanceof KeygateFault ? exitCodeFor(err) : 1);
   }
   const running: KeygateInstance = instance;
   const logger = running.logger;

@@ -98,7 +98,14 @@ export function mountAdminApi(ctx: AdminApiContext): AdminApiHandler {
       if (!handler) throw new KeygateFault('KG_ERR_METHOD_NOT_ALLOWED', `${method} is not supported here; use ${allow}.`, { allow });
       const query = new URL(url, 'http://admin.invalid').searchParams;
       allowQuery(query, found.route.query?.[method] ?? []);
-      return handler({ params: found.params, query, body: () => readBody(req), identity, ctx, op: () => ({ config: ctx.config(), now: new Date(nowMs) }), nowMs });
+      try {
+        return await handler({ params: found.params, query, body: () => readBody(req), identity, ctx, op: () => ({ config: ctx.config(), now: new Date(nowMs) }), nowMs });
+      } catch (err) {
+        // A store this instance cannot write makes the resource read-only here: 405 with the
+        // methods that still work (none, for an action such as revoke: an empty Allow).
+        if (err instanceof KeygateFault && err.code === 'KG_ERR_STORE_READ_ONLY') throw new KeygateFault(err.code, err.message, { allow: Object.keys(found.route.methods).filter((m) => m === 'GET').join(', ') });
+        throw err;
+      }
     };
 
     call().then(

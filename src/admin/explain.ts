@@ -12,7 +12,8 @@ import { accountScopes } from '../store/check.js';
 import type { Principal } from '../vocabulary/principal.js';
 
 export interface ExplainInput {
-  account: string;
+  /** The account; may be left out when `token` is given (a token names its account). */
+  account?: string;
   /** A token id of that account; without it the account's own scopes and policy apply. */
   token?: string;
   method: string;
@@ -67,15 +68,17 @@ export interface Explanation {
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const METHOD = /^[A-Za-z]{1,20}$/;
 
-function checkInput(rt: ExplainRuntime, input: ExplainInput): void {
+/** The input checked, with the account it names (the token's, when only a token is given). */
+function checkInput(rt: ExplainRuntime, input: ExplainInput): ExplainInput & { account: string } {
   if (!METHOD.test(input.method)) throw new ExplainInputError(`"${input.method}" is not an HTTP method (GET, POST, …)`);
   if (!input.path.startsWith('/')) throw new ExplainInputError(`the path must start with "/" (got "${input.path}")`);
-  if (!rt.index.accounts.has(input.account)) throw new ExplainInputError(`no account named "${input.account}"`);
-  if (input.token !== undefined) {
-    const t = rt.index.byId.get(input.token);
-    if (!t || t.kind !== 'token') throw new ExplainInputError(`no token with id "${input.token}"`);
-    if (t.account.name !== input.account) throw new ExplainInputError(`token ${input.token} belongs to account "${t.account.name}", not "${input.account}"`);
-  }
+  if (input.account === undefined && input.token === undefined) throw new ExplainInputError('name an account or a token');
+  if (input.account !== undefined && !rt.index.accounts.has(input.account)) throw new ExplainInputError(`no account named "${input.account}"`);
+  if (input.token === undefined) return { ...input, account: input.account! };
+  const t = rt.index.byId.get(input.token);
+  if (!t || t.kind !== 'token') throw new ExplainInputError(`no token with id "${input.token}"`);
+  if (input.account !== undefined && t.account.name !== input.account) throw new ExplainInputError(`token ${input.token} belongs to account "${t.account.name}", not "${input.account}"`);
+  return { ...input, account: t.account.name };
 }
 
 /** The identify refusal in an operator's words. */
@@ -98,8 +101,8 @@ function problemOf(code: ErrorCode, c: Principal, environment: string | null): s
   }
 }
 
-export async function explainRequest(rt: ExplainRuntime, input: ExplainInput, nowMs: number): Promise<Explanation> {
-  checkInput(rt, input);
+export async function explainRequest(rt: ExplainRuntime, asked: ExplainInput, nowMs: number): Promise<Explanation> {
+  const input = checkInput(rt, asked);
   const method = input.method.toUpperCase();
   const { config, catalog } = rt.compiled;
   const run = await dryRun(rt.pipeline, { method, target: input.path, reference: { account: input.account, token: input.token }, nowMs });

@@ -4,8 +4,8 @@
 // names the query parameters it accepts, so a typo is a 400, not a silently ignored filter.
 import { X509Certificate } from 'node:crypto';
 import { parseDuration } from '../config/units.js';
-import { bindCertificate, certificateFacts, unbindCertificate } from '../store/cert-operations.js';
-import { createAccount, createToken, deleteAccount, deleteToken, findAccount, findToken, OperationError, parseOptionalExpiry, restoreToken, revokeToken, rotateToken, updateAccount, type AccountPatch, type OpContext } from '../store/operations.js';
+import { bindCertificate, certificateFacts, findCertBinding, unbindCertificate } from '../store/cert-operations.js';
+import { createAccount, createToken, deleteAccount, deleteToken, findAccount, findToken, parseOptionalExpiry, restoreToken, revokeToken, rotateToken, updateAccount, type AccountPatch, type OpContext } from '../store/operations.js';
 import { accountDetail, accountView, bindingView, listTokens, parseTokenFilter, tokenView } from '../store/views.js';
 import type { CertMatch, StoreData } from '../store/types.js';
 import type { AdminIdentity } from './auth.js';
@@ -260,9 +260,7 @@ export const routes: Route[] = [
     methods: {
       GET: async ({ ctx, params, nowMs }) => {
         const [data, used] = [ctx.snapshot(), ctx.usage()];
-        const c = data.certificates.find((x) => x.id === params.id);
-        if (!c) throw new OperationError('not_found', `no certificate binding with id "${params.id}"`);
-        return ok(bindingView(c, used, nowMs));
+        return ok(bindingView(findCertBinding(data, params.id!), used, nowMs));
       },
       DELETE: async (call) => {
         const c = await mutate(call, (data) => unbindCertificate(data, call.params.id!));

@@ -1,10 +1,16 @@
 // Assembles the `keygate` command line. Each command group lives in commands/ and registers
-// itself here; runCli never throws and returns the exit code (0 ok, 1 error, 2 usage).
+// itself here; runCli never throws and returns the exit code. Two things every command shares
+// happen here and nowhere else: which keygate.yaml it uses (config/locate.ts, before its action
+// runs), and how a failure ends — one line on stderr (a JSON log line for serve) naming that
+// file, and the exit code of the error's KG_ERR code (errors/catalog.ts, docs/cli.md).
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
+import { locateConfig } from '../config/locate.js';
 import { formatProblem, SourceError } from '../config/source.js';
+import { EXIT } from '../errors/catalog.js';
 import { KeygateFault } from '../errors/fault.js';
 import { exitCodeFor } from '../errors/mapping.js';
+import { createLogger } from '../observe/logger.js';
 import { registerAccount } from './commands/account.js';
 import { registerCert } from './commands/cert.js';
 import { registerCerts } from './commands/certs.js';
@@ -14,19 +20,28 @@ import { registerExplain } from './commands/explain.js';
 import { registerServe } from './commands/serve.js';
 import { registerStore } from './commands/store.js';
 import { registerToken } from './commands/token.js';
-import { closeStores, processIo, type Io } from './support.js';
+import { closeStores, examples, JSON_LOG_COMMANDS, processIo, type Io, type Session } from './support.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 export type Register = (program: Command, io: Io, env: NodeJS.ProcessEnv) => void;
 
-export function buildProgram(io: Io, env: NodeJS.ProcessEnv): Command {
+export function buildProgram(io: Io, env: NodeJS.ProcessEnv, session: Session = {}): Command {
   const program = new Command('keygate')
     .description('Authentication reverse proxy: API tokens and client certificates in front of any HTTP API')
-    .version(VERSION)
+    .version(VERSION, '-V, --version', 'print the version and exit')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .exitOverride();
+  examples(
+    program,
+    'keygate serve -c /etc/keygate/keygate.yaml',
+    'keygate account create --name ci-deployer --role operator',
+    'keygate token create --account ci-deployer',
+    'keygate token list --expiring 14d --format csv',
+    'keygate explain --token tok_5De9uufOrDC5qC GET /api/v1/certificates',
+  );
+  program.addHelpText('after', '\nExit codes: 0 ok, 1 invalid input, 2 usage, 3 not found, 4 conflict, 5 store unavailable (docs/cli.md).\n');
   for (const register of [registerServe, registerDev, registerCheck, registerCerts, registerAccount, registerToken, registerCert, registerExplain, registerStore] satisfies Register[]) {
     register(program, io, env);
   }
@@ -38,34 +53,48 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv): Command {
     }
   };
   inherit(program);
+  // Before any action: the config file the command uses, absolute, into its --config option.
+  program.hook('preAction', (_program, action) => {
+    session.jsonLog = JSON_LOG_COMMANDS.has(action);
+    if (!action.options.some((o) => o.long === '--config')) return;
+    const located = locateConfig({ flag: action.getOptionValue('config') as string | undefined, env, cwd: process.cwd() });
+    session.config = located;
+    action.setOptionValue('config', located.file);
+  });
   return program;
 }
 
 export async function runCli(argv: string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const program = buildProgram(io, env);
+  const session: Session = {};
+  const program = buildProgram(io, env, session);
   try {
     await program.parseAsync(argv);
-    return 0;
+    return EXIT.ok;
   } catch (err) {
-    return failed(err, io, env);
+    return failed(err, io, env, session);
   } finally {
     await closeStores();
   }
 }
 
-/** One line on stderr (file problems one per line), never a stack trace unless KEYGATE_DEBUG is set. */
-function failed(err: unknown, io: Io, env: NodeJS.ProcessEnv): number {
-  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-  if (err instanceof SourceError) {
-    for (const p of err.problems) io.err(`${formatProblem(p)}\n`);
-    return exitCodeFor(err);
-  }
-  if (err instanceof KeygateFault) {
-    io.err(`keygate: ${err.message}\n`);
-    return exitCodeFor(err);
-  }
+/**
+ * One line on stderr (file problems one per line, then a count), never a stack trace unless
+ * KEYGATE_DEBUG is set. Once a config file was chosen, the line names it: a failure that is not
+ * about the command line may well be about the file.
+ */
+function failed(err: unknown, io: Io, env: NodeJS.ProcessEnv, session: Session): number {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  const code = exitCodeFor(err);
   const e = err as NodeJS.ErrnoException;
-  io.err(`keygate: ${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(err)}\n`);
-  if (env.KEYGATE_DEBUG) io.err(`${e?.stack ?? ''}\n`);
-  return exitCodeFor(err);
+  const message = err instanceof SourceError ? `${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} found` : err instanceof KeygateFault ? err.message : `${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(err)}`;
+  if (session.jsonLog) {
+    const problems = err instanceof SourceError ? { problems: err.problems.map(formatProblem) } : {};
+    createLogger('info').fatal({ config: session.config?.file, code: err instanceof KeygateFault ? err.code : e?.code, ...problems }, `not starting: ${message}`);
+    return code;
+  }
+  if (err instanceof SourceError) for (const p of err.problems) io.err(`${formatProblem(p)}\n`);
+  const where = session.config && code !== EXIT.usage ? `config ${session.config.file}: ` : '';
+  io.err(`keygate: ${where}${message}\n`);
+  if (env.KEYGATE_DEBUG && !(err instanceof KeygateFault)) io.err(`${e?.stack ?? ''}\n`);
+  return code;
 }

@@ -5,8 +5,6 @@ import { configSchema, type KeygateConfig } from './schema.js';
 import { readYamlFile, SourceError, type Problem, type YamlSource } from './source.js';
 import { validateSource } from './validate.js';
 
-export const DEFAULT_CONFIG_PATH = 'config/keygate.yaml';
-
 export interface LoadedConfig {
   config: KeygateConfig;
   /** The file it came from, absolute. */

@@ -13,10 +13,14 @@ export interface ErrorSpec {
   exit: number;
 }
 
-/** Exit codes (docs/cli.md): 0 ok, 1 the command failed, 2 usage (the command line itself is wrong). */
-export const EXIT = { failed: 1, usage: 2 } as const;
+/**
+ * Exit codes of the CLI (docs/cli.md has the table): 0 ok, then one per kind of failure. A code
+ * below names its own; every other code is `invalid` (the input — a value, a file keygate was
+ * given — is wrong). `keygate explain` also exits 1 when the request would be denied.
+ */
+export const EXIT = { ok: 0, invalid: 1, usage: 2, notFound: 3, conflict: 4, store: 5 } as const;
 
-const spec = (status: number, reason: string, title: string, detail: string, hint: string, exit: number = EXIT.failed): ErrorSpec => ({ status, reason, title, detail, hint, exit });
+const spec = (status: number, reason: string, title: string, detail: string, hint: string, exit: number = EXIT.invalid): ErrorSpec => ({ status, reason, title, detail, hint, exit });
 
 export const ERRORS = {
   // 400: the request itself
@@ -53,21 +57,22 @@ export const ERRORS = {
   KG_ERR_UPSTREAM_TIMEOUT: spec(504, 'upstream_timeout', 'Upstream timed out', 'The upstream did not answer in time.', 'Retry later; the route timeout is set in keygate.yaml.'),
   KG_ERR_MAINTENANCE: spec(503, 'maintenance', 'Maintenance', 'The service is in maintenance mode.', 'Retry after Retry-After seconds.'),
   KG_ERR_SHUTTING_DOWN: spec(503, 'shutting_down', 'Shutting down', 'This keygate instance is shutting down.', 'Retry; another instance will answer.'),
-  KG_ERR_STORE_UNAVAILABLE: spec(503, 'store_unavailable', 'Credential store unavailable', 'The credential store cannot be reached, and keygate is configured to fail closed.', 'Retry later; operators: check the store connection.'),
+  KG_ERR_STORE_UNAVAILABLE: spec(503, 'store_unavailable', 'Credential store unavailable', 'The credential store cannot be reached, and keygate is configured to fail closed.', 'Retry later; operators: the detail (or the keygate log) names the store and what failed.', EXIT.store),
   KG_ERR_INTERNAL: spec(500, 'internal', 'Internal error', 'keygate could not handle this request.', 'Retry; if it persists, operators: look up this requestId in the keygate log.'),
   // admin API
   KG_ERR_BAD_REQUEST: spec(400, 'bad_request', 'Bad request', 'The request is not valid.', 'Check the request against docs/admin-api.md.'),
-  KG_ERR_NOT_FOUND: spec(404, 'not_found', 'Not found', 'No such resource.', 'Check the name or id.'),
-  KG_ERR_CONFLICT: spec(409, 'conflict', 'Conflict', 'The request conflicts with the current state.', 'Read the detail, then change the request or the state it conflicts with.'),
+  KG_ERR_NOT_FOUND: spec(404, 'not_found', 'Not found', 'No such resource.', 'Check the name or id.', EXIT.notFound),
+  KG_ERR_CONFLICT: spec(409, 'conflict', 'Conflict', 'The request conflicts with the current state.', 'Read the detail, then change the request or the state it conflicts with.', EXIT.conflict),
   KG_ERR_METHOD_NOT_ALLOWED: spec(405, 'method_not_allowed', 'Method not allowed', 'This resource does not support this method.', 'See docs/admin-api.md for the methods each resource supports.'),
   KG_ERR_BODY_TOO_LARGE: spec(413, 'body_too_large', 'Request body too large', 'The request body is larger than this endpoint accepts.', 'Send a smaller body.'),
   // keygate's own files and commands: raised inside keygate, answered by the admin API or the CLI
   KG_ERR_CONFIG_INVALID: spec(503, 'config_invalid', 'Configuration has errors', 'A file keygate reads (keygate.yaml or the credential store) has errors; nothing was changed.', 'Operators: run keygate check, which prints every problem as file:line:col.'),
   KG_ERR_TLS_MATERIAL: spec(503, 'tls_material', 'TLS files unusable', 'A certificate, key, CA or CRL file cannot be used.', 'Operators: run keygate check; fix or replace the file named in the message.'),
-  KG_ERR_STORE_LOCKED: spec(503, 'store_locked', 'Credential store busy', 'The credential store is locked by another keygate command; nothing was changed.', 'Retry after Retry-After seconds.'),
+  KG_ERR_STORE_LOCKED: spec(503, 'store_locked', 'Credential store busy', 'The credential store is locked by another keygate command; nothing was changed.', 'Retry after Retry-After seconds.', EXIT.store),
+  KG_ERR_STORE_READ_ONLY: spec(405, 'store_read_only', 'Credential store read-only', 'This keygate instance cannot write its credential store; nothing was changed.', 'Change credentials where the store is managed (for a mounted Secret: update the Secret), or give keygate a writable store.', EXIT.store),
   KG_ERR_USAGE: spec(400, 'usage', 'Invalid command line', 'The command line is not valid.', 'Run the command with --help for its arguments and options.', EXIT.usage),
   KG_ERR_EXPLAIN_INPUT: spec(400, 'explain_input', 'Cannot explain this request', 'The request to explain names something that does not exist or is not a request.', 'Name an existing account (and one of its tokens), an HTTP method and a path starting with "/".', EXIT.usage),
-  KG_ERR_PKI_EXISTS: spec(409, 'pki_exists', 'PKI files exist', 'The output folder already holds PKI files.', 'Choose another folder, or pass --force to replace them.'),
+  KG_ERR_PKI_EXISTS: spec(409, 'pki_exists', 'PKI files exist', 'The output folder already holds PKI files.', 'Choose another folder, or pass --force to replace them.', EXIT.conflict),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -19,9 +19,9 @@ export interface BindingInput {
   notAfter?: string | null;
 }
 
-const FINGERPRINT = /^(?:sha256:)?([0-9a-fA-F]{2}(?::?[0-9a-fA-F]{2}){31})$/;
+const FINGERPRINT = /^(?:sha256:)?([0-9a-f]{2}(?::?[0-9a-f]{2}){31})$/i;
 
-/** Accepts `AB:CD:…`, `abcd…` or `sha256:…`; returns 64 lowercase hex characters. */
+/** Accepts `AB:CD:…`, `abcd…` or `sha256:…`, in any case; returns 64 lowercase hex characters. */
 export function normalizeFingerprint(text: string): string {
   const m = FINGERPRINT.exec(text.trim());
   if (!m) throw new OperationError('invalid', `"${text}" is not a SHA-256 fingerprint (64 hex digits, colons optional)`);
@@ -90,10 +90,14 @@ export function bindCertificate(data: StoreData, input: BindingInput, ctx: OpCon
   return record;
 }
 
-/** Finds a binding by id; a fingerprint id may be written as `openssl x509 -fingerprint` prints it. */
+/**
+ * Finds a binding by id. A fingerprint binding's id is `sha256:<64 hex>`; it may be given in
+ * every spelling `cert bind --fingerprint` takes (`AB:CD:…` as `openssl x509 -fingerprint`
+ * prints it, bare hex, with or without `sha256:`, any case).
+ */
 export function findCertBinding(data: StoreData, id: string): CertBindingRecord {
   let key = id.trim();
-  if (/^sha256:/i.test(key) && FINGERPRINT.test(key)) key = `sha256:${normalizeFingerprint(key)}`;
+  if (FINGERPRINT.test(key)) key = `sha256:${normalizeFingerprint(key)}`;
   const c = data.certificates.find((x) => x.id === key);
   if (!c) throw new OperationError('not_found', `no certificate binding with id "${id}" (keygate cert list shows them)`);
   return c;

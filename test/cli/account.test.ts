@@ -1,6 +1,7 @@
 // `keygate account …` run as a child process against a temporary store: the name and owner
 // rules, end dates, show with tokens and bindings, delete refused while credentials are live,
-// and the management audit lines. Each accepted input has a refused twin.
+// and the management audit lines. Each accepted input has a refused twin. Exit codes follow
+// docs/cli.md: 1 invalid input, 2 usage, 3 not found, 4 conflict; a failure names the config.
 import { userInfo } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
@@ -19,13 +20,35 @@ beforeAll(async () => {
 afterAll(() => env.cleanup());
 
 const auditLines = () => readJsonLines(env.auditFile);
+/** The one stderr line of a failure: it names the config file the command used. */
+const failure = (message: string) => `keygate: config ${env.configFile}: ${message}`;
 
 describe('account create', () => {
   it('accepts letters, digits, spaces, - and _ and prints the record', async () => {
-    const r = await env.cli(['account', 'create', '--name', 'CI Deployer_2-x', '--owner', 'team@example.com', '--description', 'deploys', '--role', 'viewer']);
+    const r = await env.cli(['account', 'create', '--name', 'CI Deployer_2-x', '--owner', 'team@example.com', '--description', 'deploys', '--role', 'viewer', '--format', 'json']);
     expect(r.code, r.stderr).toBe(0);
     const a = JSON.parse(r.stdout);
     expect(a).toMatchObject({ name: 'CI Deployer_2-x', owner: 'team@example.com', roles: ['viewer'], disabled: false, endDate: null });
+    // A confirmation on stderr; the audit line went to the audit file only.
+    expect(r.stderr).toBe('account "CI Deployer_2-x" created\n');
+  });
+
+  it('prints the record as aligned fields by default, and as one CSV row with --format csv', async () => {
+    const text = await env.cli(['account', 'create', '--name', 'fields', '--owner', 'f@example.com', '--role', 'viewer,editor']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^name +fields$/m);
+    expect(text.stdout).toMatch(/^roles +viewer, editor$/m);
+    expect(text.stdout).toMatch(/^endDate +-$/m);
+    const csv = await env.cli(['account', 'update', 'fields', '--description', 'has, a comma', '--format', 'csv']);
+    expect(csv.code, csv.stderr).toBe(0);
+    const [header, row, end] = csv.stdout.split('\r\n');
+    expect(header!.split(',')).toEqual(expect.arrayContaining(['name', 'owner', 'roles', 'description']));
+    expect(row).toContain('"has, a comma"');
+    expect(row).toContain('viewer editor');
+    expect(end).toBe('');
+    const refused = await env.cli(['account', 'update', 'fields', '--owner', 'g@example.com', '--format', 'yaml']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('unknown format "yaml": use table, json or csv');
   });
 
   it.each([
@@ -36,14 +59,14 @@ describe('account create', () => {
   ])('refuses a name with %s', async (_what, name) => {
     const r = await env.cli(['account', 'create', '--name', name]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^keygate: invalid account name/);
+    expect(r.stderr.startsWith(failure('invalid account name'))).toBe(true);
     expect(r.stdout).toBe('');
   });
 
   it('refuses a duplicate name, whatever its case', async () => {
     const r = await env.cli(['account', 'create', '--name', 'ci deployer_2-X']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('already exists');
+    expect(r.code).toBe(4); // a conflict with what is in the store
+    expect(r.stderr).toBe(`${failure('an account named "ci deployer_2-X" already exists')}\n`);
   });
 
   it('refuses an owner that is not an e-mail address', async () => {
@@ -104,23 +127,24 @@ describe('account show, update, disable, enable', () => {
 
   it('says so when there is no such account', async () => {
     const r = await env.cli(['account', 'show', 'ghost']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toBe('keygate: no account named "ghost"\n');
+    expect(r.code).toBe(3);
+    expect(r.stderr).toBe(`${failure('no account named "ghost"')}\n`);
+    expect((await env.cli(['account', 'disable', 'ghost'])).code).toBe(3);
   });
 
   it('updates fields, and refuses to take away a scope a token still holds', async () => {
     await env.token('narrow', { roles: ['editor'], tokenScopes: ['items:write'] });
-    const ok = await env.cli(['account', 'update', 'narrow', '--owner', 'new@example.com', '--end-date', '2031-12-31']);
+    const ok = await env.cli(['account', 'update', 'narrow', '--owner', 'new@example.com', '--end-date', '2031-12-31', '--json']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ owner: 'new@example.com', endDate: '2031-12-31' });
     const refused = await env.cli(['account', 'update', 'narrow', '--role', 'viewer']);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(4);
     expect(refused.stderr).toMatch(/tok_\w+ has scope\(s\) items:write the account would no longer have; delete that credential first/);
     const past = await env.cli(['account', 'update', 'narrow', '--end-date', '2020-01-01']);
     expect(past.code).toBe(0);
     expect(past.stderr).toContain('end date 2020-01-01 has passed; every credential of "narrow" is refused');
     expect(ok.stderr).not.toContain('has passed');
-    const cleared = await env.cli(['account', 'update', 'narrow', '--end-date', 'none']);
+    const cleared = await env.cli(['account', 'update', 'narrow', '--end-date', 'none', '--format', 'json']);
     expect(JSON.parse(cleared.stdout).endDate).toBeNull();
     const nothing = await env.cli(['account', 'update', 'narrow']);
     expect(nothing.code).toBe(2);
@@ -143,7 +167,7 @@ describe('account delete', () => {
   it('refuses while the account holds an active credential, and deletes with --force', async () => {
     const t = await env.token('doomed', { roles: ['viewer'] });
     const refused = await env.cli(['account', 'delete', 'doomed']);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(4);
     expect(refused.stderr).toContain(`still holds 1 active credential(s) (${t.id}); revoke them first or use --force`);
     const forced = await env.cli(['account', 'delete', 'doomed', '--force']);
     expect(forced.code, forced.stderr).toBe(0);

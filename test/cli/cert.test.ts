@@ -1,5 +1,6 @@
 // keygate cert issue | bind | list | unbind, run as a child process against a temporary
-// store: what each writes and prints, how each refuses bad input (one line, exit 1 or 2),
+// store: what each writes and prints, how each refuses bad input (one line naming the config
+// file; exit 1 invalid, 2 usage, 3 not found, 4 conflict — docs/cli.md),
 // what each audits, that a PKCS#12 password is printed once and nowhere else, and that a
 // running proxy honours a new or removed binding within a second.
 import { X509Certificate } from 'node:crypto';
@@ -31,11 +32,21 @@ async function list(...args: string[]): Promise<BindingRow[]> {
   return JSON.parse(r.stdout) as BindingRow[];
 }
 
-/** Exit code and the one line of stderr of a refused command. */
+/**
+ * Exit code and the one line of stderr of a refused command. Every failure that is not a usage
+ * error names the config file (`keygate: config FILE: …`): checked here, then left out of
+ * `line` so that the cases below read as the message.
+ */
 async function refused(args: string[]): Promise<{ code: number; line: string }> {
   const r = await env.cli(args);
   const lines = r.stderr.trim().split('\n');
-  return { code: r.code, line: lines.length === 1 ? lines[0]! : r.stderr };
+  let line = lines.length === 1 ? lines[0]! : r.stderr;
+  const where = `keygate: config ${env.configFile}: `;
+  if (r.code !== 2 && r.code !== 0) {
+    expect(line.startsWith(where), line).toBe(true);
+    line = `keygate: ${line.slice(where.length)}`;
+  }
+  return { code: r.code, line };
 }
 
 beforeAll(async () => {
@@ -73,7 +84,7 @@ describe('keygate cert issue', () => {
   it('refuses to overwrite an earlier issue without --force, and replaces it with --force', async () => {
     const before = readFileSync(join(out, 'svc.crt'), 'utf8');
     const r = await refused(['cert', 'issue', '--account', 'svc', '--out', out]);
-    expect(r).toEqual({ code: 1, line: expect.stringMatching(/^keygate: .*svc\.crt.* already exist.*--force/) });
+    expect(r).toEqual({ code: 4, line: expect.stringMatching(/^keygate: .*svc\.crt.* already exist.*--force/) });
     expect(readFileSync(join(out, 'svc.crt'), 'utf8')).toBe(before);
     expect(await list('--account', 'svc')).toHaveLength(1);
     const forced = await env.cli(['cert', 'issue', '--account', 'svc', '--out', out, '--force']);
@@ -83,7 +94,7 @@ describe('keygate cert issue', () => {
   });
 
   it.each([
-    [['--account', 'nobody'], 1, /^keygate: no account named "nobody"$/],
+    [['--account', 'nobody'], 3, /^keygate: no account named "nobody"$/],
     [['--account', 'svc', '--days', 'ten'], 2, /^keygate: invalid --days "ten"/],
     [['--account', 'svc', '--days', '0'], 1, /^keygate: --days must be a whole number from 1 to 3650/],
     [['--account', 'svc', '--scope', 'items:write'], 1, /^keygate: .*subset of its account's/],
@@ -190,11 +201,11 @@ describe('keygate cert bind | list | unbind', () => {
     [['--cn', 'a', '--dns', 'b.test'], 2, /^keygate: name exactly one of --fingerprint, --cn, --uri, --dns or --file$/],
     [[], 2, /^keygate: name exactly one of/],
     [['--fingerprint', 'abc'], 1, /^keygate: "abc" is not a SHA-256 fingerprint/],
-    [['--cn', 'reporting-job'], 1, /^keygate: this cn is already bound \(crt_\w+, account "svc"\)$/],
+    [['--cn', 'reporting-job'], 4, /^keygate: this cn is already bound \(crt_\w+, account "svc"\)$/],
     [['--uri', 'not a uri'], 1, /^keygate: "not a uri" is not a URI/],
     [['--dns', 'bad_name!'], 1, /^keygate: "bad_name!" is not a DNS name$/],
     [['--cn', 'x', '--end-date', '2001-01-01'], 2, /^keygate: expiry "2001-01-01" is in the past$/],
-    [['--file', 'missing.pem'], 1, /^keygate: cannot read missing\.pem: file not found$/],
+    [['--file', 'missing.pem'], 3, /^keygate: cannot read missing\.pem: file not found$/],
     [['--cn', 'y', '--policy', 'nope'], 1, /^keygate: unknown policy "nope"$/],
   ])('refuses %j with one line', async (args, exit, message) => {
     const r = await refused(['cert', 'bind', '--account', 'svc', ...args]);
@@ -227,8 +238,38 @@ describe('keygate cert bind | list | unbind', () => {
     expect(r.code, r.stderr).toBe(0);
     expect((await list()).some((b) => b.id === id)).toBe(false);
     expect(auditLines().filter((e) => e.event === 'cert.unbound').at(-1)).toMatchObject({ target: id, account: 'svc' });
-    expect(await refused(['cert', 'unbind', id])).toEqual({ code: 1, line: `keygate: no certificate binding with id "${id}" (keygate cert list shows them)` });
+    expect(await refused(['cert', 'unbind', id])).toEqual({ code: 3, line: `keygate: no certificate binding with id "${id}" (keygate cert list shows them)` });
   });
+
+  it('unbinds a fingerprint binding in every spelling cert bind takes', async () => {
+    const colons = (hex: string) => hex.replace(/(..)(?!$)/g, '$1:');
+    const spellings: Array<[string, (hex: string) => string]> = [
+      ['AB:CD:… (openssl)', (h) => colons(h.toUpperCase())],
+      ['ab:cd:…', (h) => colons(h)],
+      ['bare hex, lower case', (h) => h],
+      ['bare hex, upper case', (h) => h.toUpperCase()],
+      ['sha256:AB:CD:…', (h) => `sha256:${colons(h.toUpperCase())}`],
+      ['SHA256:abcd…', (h) => `SHA256:${h}`],
+    ];
+    const ids: string[] = [];
+    for (const [what, spell] of spellings) {
+      const c = await mintClient(env.clientCa.authority);
+      const id = `sha256:${c.fingerprint}`;
+      ids.push(id);
+      const bound = await env.cli(['cert', 'bind', '--account', 'other', '--fingerprint', spell(c.fingerprint)]);
+      expect(bound.code, `${what}: ${bound.stderr}`).toBe(0);
+      expect(bound.stdout.trim(), what).toBe(id);
+      // The refused twin first: one hex digit short names no binding (and removes nothing: the
+      // unbind after it finds the binding still there).
+      const short = await refused(['cert', 'unbind', spell(c.fingerprint).slice(0, -1)]);
+      expect(short, what).toEqual({ code: 3, line: expect.stringContaining('no certificate binding with id') });
+      const r = await env.cli(['cert', 'unbind', spell(c.fingerprint)]);
+      expect(r.code, `${what}: ${r.stderr}`).toBe(0);
+      expect(r.stderr, what).toBe(`binding ${id} removed from account "other"\n`);
+    }
+    const left = (await list()).map((b) => b.id);
+    for (const id of ids) expect(left).not.toContain(id);
+  }, 120_000); // 19 CLI children
 });
 
 describe('keygate cert issue with an intermediate issuing CA', () => {

@@ -43,7 +43,7 @@ describe('keygate certs init', () => {
   it('refuses to overwrite without --force and leaves the files alone', async () => {
     const before = FILES.map(read);
     const r = await runCli(['certs', 'init', '--out', out, '--host', 'localhost']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(4); // KG_ERR_PKI_EXISTS: a conflict with the files that are there
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/^keygate: .*ca\.crt.* already exist; pass --force to replace them/);
     expect(FILES.map(read)).toEqual(before);
@@ -54,6 +54,14 @@ describe('keygate certs init', () => {
     const r = await runCli(['certs', 'init', '--out', out, '--host', 'localhost', '--host', 'api.test', '--force']);
     expect(r.code, r.stderr).toBe(0);
     expect(read('client-ca.crt')).not.toBe(before);
+  });
+
+  it('--format json lists the files it wrote, with what each is for', async () => {
+    const r = await runCli(['certs', 'init', '--out', out, '--host', 'localhost', '--force', '--format', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = JSON.parse(r.stdout) as Array<{ file: string; what: string }>;
+    expect(rows.map((x) => x.file).sort()).toEqual(FILES.map((f) => join(out, f)).sort());
+    expect(rows.find((x) => x.file.endsWith('/client-ca.key'))!.what).toContain('listen.clientAuth.caKey');
   });
 
   it.each([

@@ -1,7 +1,8 @@
 // `keygate explain` as a child process: the normalized path, the route, the scope rule that
 // allows the request or why none does, the rate policy, and account/credential problems.
-// Exit 0 allowed, 1 denied, 2 usage. It needs keygate.yaml and the credential store only: the
-// TLS files are removed before any test runs.
+// Exit 0 allowed, 1 denied, 2 usage (the one command where 1 has a meaning of its own,
+// docs/cli.md). It needs keygate.yaml and the credential store only: the TLS files are removed
+// before any test runs.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -60,7 +61,7 @@ describe('keygate explain', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("none of the credential's scopes (items:read) allows POST /api/items; it needs one of: items:write");
     expect(r.stdout).toMatch(/^decision\s+DENY: 403 KG_ERR_SCOPE_DENIED/m);
-    expect(r.stderr).toBe('keygate: denied: 403 KG_ERR_SCOPE_DENIED\n');
+    expect(r.stderr).toBe(`keygate: config ${env.configFile}: denied: 403 KG_ERR_SCOPE_DENIED\n`);
   });
 
   it("with --token: the token's own scopes leave out what the account has; its policy is the account's", async () => {
@@ -71,6 +72,25 @@ describe('keygate explain', () => {
     expect(r.stdout).toMatch(/^policy\s+ci: 600\/m, burst 30, per account$/m);
     const ok = await explain('--account', 'builder', '--token', narrow.id, 'GET', '/api/items');
     expect(ok.code).toBe(0);
+  });
+
+  it('--token alone: the token names its account', async () => {
+    const denied = await explain('--token', narrow.id, 'PUT', '/api/items/7');
+    expect(denied.code, denied.stderr).toBe(1);
+    expect(denied.stdout).toMatch(/^account\s+builder \(active\)$/m);
+    expect(denied.stdout).toMatch(new RegExp(`^token\\s+${narrow.id} "read-only build" \\(active\\)$`, 'm'));
+    expect(denied.stdout).toContain("the account has items:write, but this token's own scopes (items:read) leave it out");
+    const allowed = await explain('--token', narrow.id, 'GET', '/api/items');
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(allowed.stdout).toMatch(/^decision\s+ALLOW$/m);
+    // The same explanation as with the account named.
+    const both = await explain('--account', 'builder', '--token', narrow.id, '--format', 'json', 'GET', '/api/items');
+    const alone = await explain('--token', narrow.id, '--format', 'json', 'GET', '/api/items');
+    expect(JSON.parse(alone.stdout)).toEqual(JSON.parse(both.stdout));
+    // Refused twin: a token that does not exist names no account.
+    const unknown = await explain('--token', 'tok_00000000000000', 'GET', '/api/items');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('no token with id "tok_00000000000000"');
   });
 
   it('names a refused path and exits 1', async () => {
@@ -107,6 +127,17 @@ describe('keygate explain', () => {
     expect(r.stdout).toMatch(/^route\s+#0 \/healthz -> .* \(public\)$/m);
   });
 
+  it('--format json (and --json) carries the same decision; csv is not a form of an explanation', async () => {
+    const viaFormat = await explain('--account', 'builder', '--token', narrow.id, '--format', 'json', 'DELETE', '/api/items/9');
+    const viaJson = await explain('--account', 'builder', '--token', narrow.id, '--json', 'DELETE', '/api/items/9');
+    expect(viaFormat.code).toBe(1);
+    expect(JSON.parse(viaFormat.stdout)).toEqual(JSON.parse(viaJson.stdout));
+    const csv = await explain('--account', 'reader', '--format', 'csv', 'GET', '/api/items');
+    expect(csv.code).toBe(2);
+    expect(csv.stderr).toContain('unknown format "csv": use table or json');
+    expect(csv.stdout).toBe('');
+  });
+
   it('--json carries the same decision', async () => {
     const r = await explain('--account', 'builder', '--token', narrow.id, '--json', 'DELETE', '/api/items/9');
     expect(r.code).toBe(1);
@@ -134,7 +165,7 @@ describe('keygate explain', () => {
     [['--account', 'reader', 'GET', 'api/items'], 'the path must start with "/"'],
     [['--account', 'reader', 'GE T', '/api/items'], 'is not an HTTP method'],
     [['--account', 'reader', 'GET'], "missing required argument 'path'"],
-    [['GET', '/api/items'], "required option '--account <name>' not specified"],
+    [['GET', '/api/items'], 'name the caller: --account NAME, --token ID, or both'],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const r = await explain(...args);
     expect(r.code, r.stderr).toBe(2);

@@ -1,7 +1,8 @@
 // `keygate token …` run as a child process against a temporary store: the secret alone on
 // stdout, scopes a subset of the account's, expiry forms, the inventory with its filters and
-// exports (which never hold a secret or a hash), revoke / restore / rotate / delete, and
-// usage errors with exit 2.
+// exports (which never hold a secret or a hash), revoke / restore / rotate / delete, and the
+// exit codes of docs/cli.md (1 invalid, 2 usage, 3 not found, 4 conflict), each failure one
+// stderr line naming the config file.
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -12,6 +13,7 @@ vi.setConfig({ testTimeout: 60_000 });
 
 let env: TestEnv;
 const secrets: string[] = [];
+const failure = (message: string) => `keygate: config ${env.configFile}: ${message}\n`;
 
 beforeAll(async () => {
   env = await createTestEnv();
@@ -83,7 +85,7 @@ describe('token create', () => {
     const refused = await env.cli(['token', 'create', '--account', 'viewer-acct', '--scope', 'items:read,items:write']);
     expect(refused.code).toBe(1);
     expect(refused.stdout).toBe('');
-    expect(refused.stderr).toBe('keygate: a token\'s scopes must be a subset of its account\'s: account "viewer-acct" does not have items:write (it has: items:read)\n');
+    expect(refused.stderr).toBe(failure('a token\'s scopes must be a subset of its account\'s: account "viewer-acct" does not have items:write (it has: items:read)'));
   });
 
   it('takes --expires as a duration or a day (ending 23:59:59 UTC), and refuses the past', async () => {
@@ -103,8 +105,8 @@ describe('token create', () => {
 
   it('refuses an unknown account', async () => {
     const r = await env.cli(['token', 'create', '--account', 'ghost']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toBe('keygate: no account named "ghost"\n');
+    expect(r.code).toBe(3);
+    expect(r.stderr).toBe(failure('no account named "ghost"'));
   });
 });
 
@@ -116,13 +118,13 @@ describe('token lifecycle', () => {
     const [row] = (await list('--status', 'revoked')).filter((x) => x.id === t.id);
     expect(row).toMatchObject({ status: 'revoked', revokeReason: 'leaked in a CI log' });
     expect(Date.parse(row!.revokedAt)).toBeGreaterThan(Date.now() - 60_000);
-    expect((await env.cli(['token', 'revoke', t.id])).code).toBe(1);
+    expect((await env.cli(['token', 'revoke', t.id])).code).toBe(4); // already revoked: a conflict
 
     expect((await env.cli(['token', 'restore', t.id])).code).toBe(0);
     const [again] = (await list('--status', 'active')).filter((x) => x.id === t.id);
     expect(again).toMatchObject({ status: 'active', revokedAt: null, revokeReason: null });
     const twice = await env.cli(['token', 'restore', t.id]);
-    expect(twice.code).toBe(1);
+    expect(twice.code).toBe(4);
     expect(twice.stderr).toContain('is not revoked');
   });
 
@@ -131,7 +133,7 @@ describe('token lifecycle', () => {
     expect((await env.cli(['token', 'revoke', t.id])).code).toBe(0);
     await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(t.record.expiresAt as string) - Date.now() + 50)));
     const r = await env.cli(['token', 'restore', t.id]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/expired at .*; an expired token cannot be restored/);
   });
 
@@ -159,7 +161,7 @@ describe('token lifecycle', () => {
     expect(Date.parse(n.expiresAt)).toBeGreaterThan(Date.now() + 29 * 86_400_000);
 
     const again = await env.cli(['token', 'rotate', old.id]);
-    expect(again.code).toBe(1);
+    expect(again.code).toBe(4);
     expect(again.stderr).toContain(`was already rotated (to ${successorId})`);
   });
 
@@ -196,8 +198,8 @@ describe('token lifecycle', () => {
     expect(rows.some((x) => x.id === old.id)).toBe(false);
     expect(rows.find((x) => x.id === successor.id)!.rotatedFrom).toBeNull();
     const gone = await env.cli(['token', 'delete', old.id]);
-    expect(gone.code).toBe(1);
-    expect(gone.stderr).toContain(`no token with id "${old.id}"`);
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toBe(failure(`no token with id "${old.id}"`));
   });
 });
 
@@ -261,7 +263,30 @@ describe('token list', () => {
     expect(r.stdout).toContain('shown');
     expect(r.stdout).not.toContain(t.secret);
     const missing = await env.cli(['token', 'show', 'tok_00000000000000']);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(3);
+
+    // --format json (and its older spelling --json) and csv: the same view.
+    const json = await env.cli(['token', 'show', t.id, '--format', 'json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ id: t.id, label: 'shown', status: 'active' });
+    expect(JSON.parse((await env.cli(['token', 'show', t.id, '--json'])).stdout)).toEqual(JSON.parse(json.stdout));
+    const csv = parseCsv((await env.cli(['token', 'show', t.id, '--format', 'csv'])).stdout);
+    expect(csv).toHaveLength(2);
+    expect(csv[1]![csv[0]!.indexOf('label')]).toBe('shown');
+    for (const out of [json.stdout, JSON.stringify(csv)]) expect(out).not.toContain(t.secret);
+    const both = await env.cli(['token', 'show', t.id, '--json', '--format', 'csv']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('--json and --format csv contradict each other');
+  });
+
+  it('create --format csv puts the secret first in one row, and table (the default) prints it alone', async () => {
+    const r = await env.cli(['token', 'create', '--account', 'viewer-acct', '--label', 'as csv', '--format', 'csv']);
+    expect(r.code, r.stderr).toBe(0);
+    const [header, row] = parseCsv(r.stdout);
+    expect(header!.slice(0, 2)).toEqual(['token', 'id']);
+    expect(row![0]).toMatch(/^kg_[0-9A-Za-z]{39}$/);
+    secrets.push(row![0]!);
+    expect(row![header!.indexOf('label')]).toBe('as csv');
+    expect(r.stderr).not.toContain(row![0]!);
   });
 
   it.each([

@@ -151,7 +151,7 @@ describe('keygate store export / import (the CLI, file store)', () => {
     const bFile = new FileStore(join(work, 'b.yaml'));
     await bFile.update((d) => void (d.accounts[0]!.owner = 'other@example.com'));
     const conflict = await runCli(['store', 'import', '-c', b, out]);
-    expect(conflict.code).toBe(1);
+    expect(conflict.code).toBe(4); // a conflict (docs/cli.md exit codes)
     expect(conflict.stderr).toContain('conflict: account ci-deployer');
     expect(conflict.stderr).toContain('nothing imported');
     expect((await bFile.read()).accounts[0]!.owner).toBe('other@example.com');
@@ -163,7 +163,7 @@ describe('keygate store export / import (the CLI, file store)', () => {
     // Usage errors.
     expect((await runCli(['store', 'import', '-c', b, out, '--on-conflict', 'merge'])).code).toBe(2);
     const missing = await runCli(['store', 'import', '-c', b, join(work, 'nope.yaml')]);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(3); // a file named on the command line that does not exist
     expect(missing.stderr).toContain('cannot read');
   });
 });

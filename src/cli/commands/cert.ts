@@ -10,7 +10,7 @@ import { bindCertificate, certificateFacts, unbindCertificate, type BindingInput
 import { bindingStatus, parseOptionalExpiry } from '../../store/operations.js';
 import type { CertBindingRecord, CertMatch, UsageMap } from '../../store/types.js';
 import type { Register } from '../program.js';
-import { CliError, collect, mutate, usage, openManagement, parseFormat, render, withConfigOption, type Management } from '../support.js';
+import { CliError, collect, examples, formatOf, mutate, usage, openManagement, readInventory, render, renderRecord, withConfigOption, withFormatOption, withVerboseOption, type Management } from '../support.js';
 
 /** Paths under the working folder print relative (shorter to paste), others absolute. */
 function rel(file: string): string {
@@ -51,7 +51,8 @@ function readCertificate(file: string): X509Certificate {
     buf = readFileSync(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new CliError(`cannot read ${file}: ${code === 'ENOENT' ? 'file not found' : (code ?? (err as Error).message)}`);
+    if (code === 'ENOENT') throw new CliError(`cannot read ${file}: file not found`, 'KG_ERR_NOT_FOUND');
+    throw new CliError(`cannot read ${file}: ${code ?? (err as Error).message}`);
   }
   try {
     const text = buf.toString('latin1');
@@ -83,8 +84,9 @@ function trustNote(m: Management, cert: X509Certificate): string | undefined {
 
 export const registerCert: Register = (program, io, env) => {
   const cert = program.command('cert').description('client certificates of service accounts');
+  examples(cert, 'keygate cert issue --account ci-deployer --out ./certs', 'keygate cert bind --account payments --file payments-client.pem', 'keygate cert list --format json');
 
-  withConfigOption(cert.command('issue'))
+  const issue = withVerboseOption(withFormatOption(withConfigOption(cert.command('issue')), undefined, true))
     .description('issue a client certificate for an account, signed by listen.clientAuth.caKey, and bind it by fingerprint')
     .requiredOption('--account <name>', 'the service account it proves')
     .requiredOption('--out <dir>', 'folder for <account>.crt and <account>.key (and .p12)')
@@ -94,14 +96,14 @@ export const registerCert: Register = (program, io, env) => {
     .option('--scope <scope...>', "own scopes, a subset of the account's; default: the account's", collect)
     .option('--policy <name>', 'rate-limit policy; default: the account\'s, else "default"')
     .option('--force', 'replace files of an earlier issue in --out')
-    .option('--json', 'print a JSON object (with the PKCS#12 password when --p12)')
-    .action(async (opts: { config: string; account: string; out: string; days: string; p12?: boolean; nickname?: string; scope?: string[]; policy?: string; force?: boolean; json?: boolean }) => {
+    .action(async (opts: { config: string; verbose?: boolean; account: string; out: string; days: string; p12?: boolean; nickname?: string; scope?: string[]; policy?: string; force?: boolean; format?: string; json?: boolean }) => {
+      const format = formatOf(opts);
       if (!/^\d+$/.test(opts.days)) throw new CliError(`invalid --days "${opts.days}": a whole number of days`, 'KG_ERR_USAGE');
-      const m = openManagement(opts.config, io, env);
+      const m = openManagement(opts, io, env);
       const r = await issueAccountCertificate(m.config, m.store, { account: opts.account, days: Number(opts.days), outDir: opts.out, p12: opts.p12, nickname: opts.nickname, scopes: opts.scope ?? null, policy: opts.policy ?? null, force: opts.force });
       m.audit({ event: 'cert.issued', target: r.binding.id, account: r.binding.account, serial: r.issued.serial, notAfter: r.binding.notAfter, p12: Boolean(r.p12) });
-      if (opts.json) {
-        io.out(JSON.stringify({ ...bindingRow(r.binding, {}, Date.now()), fingerprint: r.issued.fingerprint, certFile: r.certFile, keyFile: r.keyFile, ...(r.p12 ? { p12File: r.p12.file, p12Password: r.p12.password } : {}) }, null, 2) + '\n');
+      if (format !== 'table') {
+        io.out(renderRecord(format, { ...bindingRow(r.binding, {}, Date.now()), fingerprint: r.issued.fingerprint, certFile: r.certFile, keyFile: r.keyFile, ...(r.p12 ? { p12File: r.p12.file, p12Password: r.p12.password } : {}) }));
       } else {
         const lines = [
           `certificate  ${rel(r.certFile)}`,
@@ -111,10 +113,12 @@ export const registerCert: Register = (program, io, env) => {
         ];
         io.out(lines.join('\n') + '\n');
       }
+      io.err(`certificate issued for account "${r.binding.account}" and bound as ${r.binding.id}\n`);
       if (r.p12) io.err(`Store the PKCS#12 password now: it is not shown again and keygate does not keep it.\n`);
     });
+  examples(issue, 'keygate cert issue --account ci-deployer --out ./certs --days 30', 'keygate cert issue --account ci-deployer --out ./certs --p12 --format json');
 
-  withConfigOption(cert.command('bind'))
+  const bind = withVerboseOption(withFormatOption(withConfigOption(cert.command('bind')), undefined, true))
     .description('bind a certificate issued elsewhere (company PKI, SPIFFE) to an account')
     .requiredOption('--account <name>', 'the service account it proves')
     .option('--fingerprint <sha256>', 'one certificate, by SHA-256 fingerprint (hex, colons optional)')
@@ -126,12 +130,12 @@ export const registerCert: Register = (program, io, env) => {
     .option('--end-date <when>', 'when the binding stops admitting: a date (2027-01-31), a duration (90d) or an ISO time; default: never')
     .option('--scope <scope...>', "own scopes, a subset of the account's; default: the account's", collect)
     .option('--policy <name>', 'rate-limit policy; default: the account\'s, else "default"')
-    .option('--json', 'print the binding as JSON')
-    .action(async (opts: { config: string; account: string; fingerprint?: string; cn?: string; uri?: string; dns?: string; file?: string; nickname?: string; endDate?: string; scope?: string[]; policy?: string; json?: boolean }) => {
+    .action(async (opts: { config: string; verbose?: boolean; account: string; fingerprint?: string; cn?: string; uri?: string; dns?: string; file?: string; nickname?: string; endDate?: string; scope?: string[]; policy?: string; format?: string; json?: boolean }) => {
+      const format = formatOf(opts);
       const given = (['fingerprint', 'cn', 'uri', 'dns', 'file'] as const).filter((k) => opts[k] !== undefined);
       if (given.length !== 1) throw new CliError('name exactly one of --fingerprint, --cn, --uri, --dns or --file', 'KG_ERR_USAGE');
       const endDate = endDateOption(opts.endDate);
-      const m = openManagement(opts.config, io, env);
+      const m = openManagement(opts, io, env);
       const kind = given[0]!;
       const input: BindingInput = { account: opts.account, match: kind === 'file' ? 'fingerprint' : (kind as CertMatch), value: opts[kind]!, nickname: opts.nickname, endDate, scopes: opts.scope ?? null, policy: opts.policy ?? null };
       let note: string | undefined;
@@ -148,21 +152,27 @@ export const registerCert: Register = (program, io, env) => {
       }
       const b = await mutate(m, (data) => bindCertificate(data, input, m.op()));
       m.audit({ event: 'cert.bound', target: b.id, account: b.account, match: b.match, value: b.value, endDate: b.endDate });
-      io.out(opts.json ? JSON.stringify(bindingRow(b, {}, Date.now()), null, 2) + '\n' : `${b.id}\n`);
-      if (!opts.json) io.err(`bound ${b.match} ${b.match === 'fingerprint' ? b.value : `"${b.value}"`} to account "${b.account}"${b.endDate ? ` until ${b.endDate}` : ''}\n`);
+      // table: the id alone, to capture; json and csv: the binding.
+      io.out(format === 'table' ? `${b.id}\n` : renderRecord(format, bindingRow(b, {}, Date.now())));
+      io.err(`bound ${b.match} ${b.match === 'fingerprint' ? b.value : `"${b.value}"`} to account "${b.account}"${b.endDate ? ` until ${b.endDate}` : ''}\n`);
       if (note) io.err(`keygate: warning: ${note}\n`);
     });
+  examples(
+    bind,
+    'keygate cert bind --account payments --file payments-client.pem',
+    'keygate cert bind --account payments --fingerprint AB:CD:…:EF --end-date 90d',
+    "keygate cert bind --account batch --uri 'spiffe://prod.example.com/ns/batch/sa/*'",
+  );
 
-  withConfigOption(cert.command('list'))
+  const list = withFormatOption(withConfigOption(cert.command('list')))
     .description('certificate binding inventory')
     .option('--account <name>', 'only this account')
     .option('--status <status>', 'active or expired')
-    .option('--format <format>', 'table, json or csv', 'table')
-    .action(async (opts: { config: string; account?: string; status?: string; format: string }) => {
-      const format = parseFormat(opts.format);
+    .action(async (opts: { config: string; account?: string; status?: string; format?: string }) => {
+      const format = formatOf(opts);
       if (opts.status && !['active', 'expired'].includes(opts.status)) throw new CliError(`unknown status "${opts.status}": use active or expired`, 'KG_ERR_USAGE');
-      const m = openManagement(opts.config, io, env);
-      const [data, usage] = await Promise.all([m.store.read(), m.store.readUsage()]);
+      const m = openManagement(opts, io, env);
+      const [data, usage] = await Promise.all([readInventory(m), m.store.readUsage()]);
       const now = Date.now();
       const rows = data.certificates
         .filter((c) => opts.account === undefined || c.account === opts.account)
@@ -170,14 +180,16 @@ export const registerCert: Register = (program, io, env) => {
         .filter((r) => opts.status === undefined || r.status === opts.status);
       io.out(render(format, rows, BINDING_COLUMNS));
     });
+  examples(list, 'keygate cert list --account payments', 'keygate cert list --status expired --format csv');
 
-  withConfigOption(cert.command('unbind'))
+  const unbind = withVerboseOption(withConfigOption(cert.command('unbind')))
     .description('remove a binding: the certificate (or names) it matched no longer prove the account (a running proxy within 1 s)')
-    .argument('<id>', 'binding id from cert list (sha256:… or crt_…)')
-    .action(async (id: string, opts: { config: string }) => {
-      const m = openManagement(opts.config, io, env);
+    .argument('<id>', 'binding id from cert list (crt_…), or a fingerprint binding by its fingerprint in any spelling cert bind takes (sha256:…, AB:CD:…, abcd…)')
+    .action(async (id: string, opts: { config: string; verbose?: boolean }) => {
+      const m = openManagement(opts, io, env);
       const b = await mutate(m, (data) => unbindCertificate(data, id));
       m.audit({ event: 'cert.unbound', target: b.id, account: b.account, match: b.match, value: b.value });
       io.err(`binding ${b.id} removed from account "${b.account}"\n`);
     });
+  examples(unbind, 'keygate cert unbind crt_3kQ9zP1wXy7LmN', 'keygate cert unbind AB:CD:…:EF   # as openssl x509 -fingerprint -sha256 prints it');
 };

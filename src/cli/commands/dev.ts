@@ -18,7 +18,7 @@ import { certificateFacts } from '../../store/cert-operations.js';
 import { createAccount, createToken, deleteToken } from '../../store/operations.js';
 import type { CredentialStore } from '../../store/types.js';
 import type { Register } from '../program.js';
-import { CliError, openStore, withConfigOption, type Io } from '../support.js';
+import { CliError, examples, openStore, withConfigOption, type Io } from '../support.js';
 
 const DEMO_ACCOUNT = 'demo';
 const DEMO_LABEL = 'keygate dev';
@@ -76,7 +76,7 @@ function localEchoPorts(config: KeygateConfig): number[] {
 }
 
 export const registerDev: Register = (program, io, env) => {
-  withConfigOption(program.command('dev'))
+  const dev = withConfigOption(program.command('dev'))
     .description('run the demo: dev PKI, an echo API, keygate in front of it, a demo account with a token and a client certificate')
     .action(async (opts: { config: string }) => {
       const { loaded, problems } = loadConfig(opts.config, env);
@@ -145,4 +145,5 @@ export const registerDev: Register = (program, io, env) => {
         process.on('SIGHUP', () => void instance.reload('SIGHUP'));
       });
     });
+  examples(dev, 'npm start   # the same, from a checkout', 'keygate dev -c config/keygate.yaml');
 };

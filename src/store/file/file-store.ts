@@ -8,6 +8,7 @@ import { parseYamlText, SourceError, type Problem, type YamlSource } from '../..
 import { validateSource } from '../../config/validate.js';
 import { watchFile } from '../../config/watch-file.js';
 import { withFileLock, writeFileAtomic } from './atomic-file.js';
+import { isFsError, readFault, writeFault } from './fs-fault.js';
 import { storeSchema } from '../schema.js';
 import { diffStoreData } from '../diff.js';
 import { emptyStore, type CredentialStore, type DataProblem, type StoreData, type StoreFeed, type StoreFollower, type UsageMap } from '../types.js';
@@ -18,6 +19,8 @@ export interface StoreSource {
   data?: StoreData;
   source?: YamlSource;
   problems: Problem[];
+  /** The file could not be read at all (not a problem of its content). */
+  unreadable?: NodeJS.ErrnoException & { code: string };
 }
 
 export function usageFileFor(file: string): string {
@@ -43,7 +46,7 @@ export class FileStore implements CredentialStore {
       text = await readFile(this.file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { data: emptyStore(), problems: [] };
-      return { problems: [{ file: this.file, line: 1, col: 1, message: `cannot read: ${(err as Error).message}` }] };
+      return { problems: [{ file: this.file, line: 1, col: 1, message: `cannot read: ${(err as Error).message}` }], ...(isFsError(err) ? { unreadable: err } : {}) };
     }
     if (text.trim() === '') return { data: emptyStore(), problems: [] };
     const source = parseYamlText(this.file, text);
@@ -70,19 +73,31 @@ export class FileStore implements CredentialStore {
     return this.position(this.lastRead, problems);
   }
 
+  /** The data; a file that cannot be read is KG_ERR_STORE_UNAVAILABLE, one with errors a SourceError. */
   async read(): Promise<StoreData> {
-    const { data, problems } = await this.readSource();
+    const { data, problems, unreadable } = await this.readSource();
+    if (unreadable) throw readFault(this.file, unreadable);
     if (!data) throw new SourceError(problems);
     return data;
   }
 
+  /**
+   * Read, change and replace the file under its lock. A file-system error on the lock, the
+   * temporary file or the file (all in its folder) becomes a fault that says what is wrong here
+   * (store/file/fs-fault.ts); nothing was changed then.
+   */
   async update<T>(mutate: (data: StoreData) => T): Promise<T> {
-    return withFileLock(this.file, async () => {
-      const data = await this.read();
-      const result = mutate(data);
-      await writeFileAtomic(this.file, serializeStore(data));
-      return result;
-    });
+    try {
+      return await withFileLock(this.file, async () => {
+        const data = await this.read();
+        const result = mutate(data);
+        await writeFileAtomic(this.file, serializeStore(data));
+        return result;
+      });
+    } catch (err) {
+      if (isFsError(err) && (err.path === undefined || dirname(err.path) === dirname(this.file))) throw writeFault(this.file, err);
+      throw err;
+    }
   }
 
   /**

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../../config/schema.js';
+import { KeygateFault } from '../../errors/fault.js';
 
 export type { Redis };
 
@@ -97,9 +98,12 @@ export function connect(config: RedisConfig, role: ConnectionRole, name: string)
 }
 
 /** Resolves when `client` is ready; rejects after `timeoutMs` with the last connection error. */
+/** Redis out of reach: a 503 on the admin API, exit 5 in the CLI (errors/catalog.ts). */
+const unavailable = (message: string) => new KeygateFault('KG_ERR_STORE_UNAVAILABLE', message);
+
 export function whenReady(client: Redis, timeoutMs: number, what: string): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
-  if (client.status === 'end') return Promise.reject(new Error(`${what}: connection closed`));
+  if (client.status === 'end') return Promise.reject(unavailable(`${what}: connection closed`));
   return new Promise((resolve, reject) => {
     let lastError: Error | undefined;
     const onError = (err: Error) => (lastError = err);
@@ -112,8 +116,8 @@ export function whenReady(client: Redis, timeoutMs: number, what: string): Promi
       else resolve();
     };
     const onReady = () => done();
-    const onEnd = () => done(new Error(`${what}: connection closed`));
-    const timer = setTimeout(() => done(new Error(`${what}: not reachable within ${timeoutMs} ms${lastError ? ` (${lastError.message})` : ''}`)), timeoutMs);
+    const onEnd = () => done(unavailable(`${what}: connection closed`));
+    const timer = setTimeout(() => done(unavailable(`${what}: not reachable within ${timeoutMs} ms${lastError ? ` (${lastError.message})` : ''}`)), timeoutMs);
     client.on('ready', onReady);
     client.on('error', onError);
     client.on('end', onEnd);

@@ -10,7 +10,7 @@ import { appendOwnHeaders } from '../transport/own-headers.js';
 import type { Routed } from '../vocabulary/context.js';
 import type { Terminal, TerminalResult } from '../vocabulary/stage.js';
 import { appendResponseHeaders } from './response-headers.js';
-import type { Upstream } from './upstream-pools.js';
+import type { Http1Upstream } from './upstream-pools.js';
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -50,8 +50,8 @@ function authorizationIsCredential(ctx: Routed, auth: string): boolean {
   return /^bearer[ \t]+kg_/i.test(auth) || (ctx.mode === 'api-key' && ctx.headers.apiKey === undefined);
 }
 
-export interface ForwardOptions {
-  upstream: Upstream;
+export interface ForwardOptions<U = Http1Upstream> {
+  upstream: U;
   timeoutMs: number;
   /** Protected routes: identity headers on, last use recorded. Public routes: neither. */
   identity: boolean;
@@ -77,8 +77,10 @@ export function forwardTerminal(opts: ForwardOptions): Terminal<Routed> {
             controller.abort(new Error('client closed'));
             return;
           }
+          // Not `x.completed`: the exchange can also have been answered by keygate meanwhile
+          // (an HTTP/2 stream's own timeout), and then the upstream request is just as moot.
           x.onClose(() => {
-            if (!x.completed) {
+            if (!finished) {
               controller.abort(new Error('client closed'));
               finish({ ok: false, reason: 'client_closed' });
             }

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_HOST, createTestEnv, eventually, MTLS_HOST, readJsonLines, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { mintClient, type Issued } from '../helpers/pki.js';
+import { ops, seed } from './mtls-support.js';
 import { adminGet, sample, SETUP_TIMEOUT_MS, signal, within } from './support.js';
 
 const run = promisify(execFile);
@@ -20,6 +22,7 @@ let env: TestEnv;
 let proxy: ChildProxy;
 let secret: string;
 let headerFile: string;
+let cert: Issued;
 /** Requests the upstream is holding (path /api/items/hold…), released by the test. */
 const held: ServerResponse[] = [];
 let heldNow = 0;
@@ -28,9 +31,14 @@ let heldMax = 0;
 beforeAll(async () => {
   env = await createTestEnv();
   env.writeConfig({
-    listen: { http2: { maxConcurrentStreams: 4, prematureResetTotalStreams: 50, idleTimeout: '1s' } },
+    listen: { clientAuth: { port: 0 }, http2: { maxConcurrentStreams: 4, prematureResetTotalStreams: 50, idleTimeout: '1s', streamIdleTimeout: '3s' } },
   });
   secret = (await env.token('h2-client', { roles: ['editor'] })).secret;
+  cert = await mintClient(env.clientCa.authority, { commonName: 'h2-cert-client' });
+  await seed(env, (data, ctx) => {
+    ops.account(data, ctx, { name: 'h2-cert' });
+    ops.bind(data, ctx, { account: 'h2-cert', match: 'fingerprint', value: cert.fingerprint });
+  });
   // curl reads the token from a file: never on a command line other processes can see.
   headerFile = join(env.dir, 'curl-headers');
   writeFileSync(headerFile, `x-api-key: ${secret}\n`, { mode: 0o600 });
@@ -49,10 +57,16 @@ beforeAll(async () => {
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
 
-function connect(opts: { servername?: string; settings?: http2.Settings; peerMaxConcurrentStreams?: number } = {}): Promise<ClientHttp2Session> {
+function connect(opts: { servername?: string; settings?: http2.Settings; peerMaxConcurrentStreams?: number; port?: number; withCert?: boolean } = {}): Promise<ClientHttp2Session> {
   return within(
     new Promise((resolve, reject) => {
-      const s = http2.connect(`https://127.0.0.1:${proxy.port}`, { ca: env.serverCa.certPem, servername: opts.servername ?? API_HOST, settings: opts.settings, peerMaxConcurrentStreams: opts.peerMaxConcurrentStreams });
+      const s = http2.connect(`https://127.0.0.1:${opts.port ?? proxy.port}`, {
+        ca: env.serverCa.certPem,
+        servername: opts.servername ?? API_HOST,
+        settings: opts.settings,
+        peerMaxConcurrentStreams: opts.peerMaxConcurrentStreams,
+        ...(opts.withCert ? { cert: cert.certPem, key: cert.keyPem } : {}),
+      });
       s.once('connect', () => resolve(s));
       s.once('error', reject);
     }),
@@ -152,6 +166,49 @@ describe('HTTP/2 and HTTP/1.1 by ALPN on one port', () => {
     const h1 = await request({ port: proxy.port, ca: env.serverCa.certPem, path: '/api/items/1', headers: auth() });
     expect(h1.status).toBe(200);
     expect(h1.json<{ headers: Record<string, string> }>().headers['x-keygate-account']).toBe('h2-client');
+  });
+});
+
+describe('client certificates over HTTP/2', () => {
+  it('the client-certificate host: a bound certificate is admitted as mtls, the twin without one gets 401', async () => {
+    const s = await connect({ servername: MTLS_HOST, withCert: true });
+    try {
+      const r = await get(s, '/api/items/1', { ':authority': MTLS_HOST });
+      expect(r.status).toBe(200);
+      const seen = r.json<{ headers: Record<string, string> }>().headers;
+      expect(seen['x-keygate-account']).toBe('h2-cert');
+      expect(seen['x-keygate-auth']).toBe('mtls');
+      expect(seen['x-forwarded-client-cert']).toContain(`Hash=${cert.fingerprint}`);
+    } finally {
+      s.close();
+    }
+    const bare = await connect({ servername: MTLS_HOST });
+    try {
+      const r = await get(bare, '/api/items/1', { ':authority': MTLS_HOST });
+      expect([r.status, r.json().code]).toEqual([401, 'KG_ERR_CERT_MISSING']);
+    } finally {
+      bare.close();
+    }
+  });
+
+  it('the dedicated client-certificate port speaks h2 too, in client-certificate mode whatever the name', async () => {
+    const s = await connect({ port: proxy.clientAuthPort!, servername: API_HOST, withCert: true });
+    try {
+      expect(s.alpnProtocol).toBe('h2');
+      const r = await get(s, '/api/items/1', { ':authority': API_HOST });
+      expect(r.status).toBe(200);
+      expect(r.json<{ headers: Record<string, string> }>().headers['x-keygate-auth']).toBe('mtls');
+    } finally {
+      s.close();
+    }
+    // Twin: without a certificate a token is no way in there.
+    const bare = await connect({ port: proxy.clientAuthPort!, servername: API_HOST });
+    try {
+      const r = await get(bare, '/api/items/1', { ':authority': API_HOST, ...auth() });
+      expect([r.status, r.json().code]).toEqual([401, 'KG_ERR_CERT_MISSING']);
+    } finally {
+      bare.close();
+    }
   });
 });
 
@@ -317,6 +374,36 @@ describe('HTTP/2 limits', () => {
       expect((await answer).status).toBe(200);
     } finally {
       busy.close();
+    }
+  });
+});
+
+describe('stream timeouts', () => {
+  it('an upload that stalls: 408 problem+json once listen.http2.streamIdleTimeout passed, the stream ended, audited', async () => {
+    const s = await connect();
+    try {
+      const answer = within(
+        new Promise<H2Answer>((resolve, reject) => {
+          const req = s.request({ ':method': 'POST', ':path': '/api/items', ':authority': API_HOST, ...auth() });
+          let status = 0;
+          let h: http2.IncomingHttpHeaders = {};
+          let text = '';
+          req.setEncoding('utf8');
+          req.on('response', (r) => ((h = r), (status = Number(r[':status']))));
+          req.on('data', (c: string) => (text += c));
+          req.on('close', () => resolve({ status, headers: h, body: text, json: () => JSON.parse(text) }));
+          req.on('error', reject);
+          req.write('the first part, and then nothing'); // never ended
+        }),
+        10_000,
+        'stalled upload answered',
+      );
+      const r = await answer;
+      expect(r.status).toBe(408);
+      expect(r.json()).toMatchObject({ code: 'KG_ERR_REQUEST_TIMEOUT', detail: 'The HTTP/2 stream was idle longer than listen.http2.streamIdleTimeout.' });
+      await eventually(() => readJsonLines(env.auditFile).some((l) => l.protocol === 'h2' && l.status === 408 && l.reason === 'KG_ERR_REQUEST_TIMEOUT'), 5_000);
+    } finally {
+      s.destroy();
     }
   });
 });

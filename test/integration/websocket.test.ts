@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createTestEnv, eventually, readJsonLines, type ChildProxy, type TestEnv } from '../helpers/harness.js';
-import { adminGet, sample, SETUP_TIMEOUT_MS, signal, within } from './support.js';
+import { adminGet, rawJson, rawRequest, sample, SETUP_TIMEOUT_MS, signal, within } from './support.js';
 
 let env: TestEnv;
 let wss: WebSocketServer;
@@ -204,6 +204,26 @@ describe('a refused upgrade gets its problem+json answer and never reaches the u
     const r = await refusal(connect('/ws/chat', { 'x-api-key': limitedSecret }));
     expect(r).toMatchObject({ status: 429, contentType: 'application/problem+json', body: { code: 'KG_ERR_RATE_LIMITED' } });
     expect(upgrades.length).toBe(before);
+  });
+
+  it('an upstream that does not switch has its own answer relayed, identity attached', async () => {
+    const before = env.upstream.received.length;
+    const r = await refusal(connect('/api/items/feed', { 'x-api-key': viewerSecret }));
+    // The echo upstream is a plain HTTP server: it answers the upgrade request as a GET.
+    expect(r.status).toBe(200);
+    expect(env.upstream.received.length).toBe(before + 1);
+    const seen = env.upstream.received.at(-1)!;
+    expect(seen.headers['x-keygate-account']).toBe('viewer-client');
+    expect(seen.headers['upgrade']).toBe('websocket');
+    expect(seen.headers['sec-websocket-key']).toBeTruthy();
+  });
+
+  it('an Upgrade to anything but WebSocket: 400, not forwarded', async () => {
+    const before = env.upstream.received.length;
+    const r = await rawRequest({ port: proxy.port, ca: env.serverCa.certPem, data: `GET /api/items/1 HTTP/1.1\r\nHost: api.test\r\nx-api-key: ${viewerSecret}\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n` });
+    expect(r.status).toBe(400);
+    expect(rawJson(r).code).toBe('KG_ERR_MALFORMED_REQUEST');
+    expect(env.upstream.received.length).toBe(before);
   });
 
   it('the refusals are audited as websocket', async () => {

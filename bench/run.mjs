@@ -14,7 +14,7 @@
 //
 // Knobs (environment): DURATION=8 (s per measurement), WARMUP=3 (s per target, once),
 // ROUNDS=2, CONNECTIONS=64, LOADGEN=auto|autocannon|wrk (auto: wrk when on PATH),
-// MTLS=1, H2=1, H2_SESSIONS=4 (HTTP/2 connections of the h2 and grpc rows, sharing CONNECTIONS
+// TARGETS=token,h2,… (only these, besides direct), MTLS=1, H2=1, H2_SESSIONS=4 (HTTP/2 connections of the h2 and grpc rows, sharing CONNECTIONS
 // requests in flight between them), PIN=auto|on|off (auto: pin when taskset exists and there are 2+ CPUs),
 // KEYGATE_CPUS=0, LOADGEN_CPUS=1 (taskset lists; the upstream shares the load generator's),
 // KEEP=1 (keep the temp folder: config, audit log, keygate's log), CPU_PROF=1 (run keygate
@@ -64,6 +64,7 @@ const knobs = {
   mtls: env.MTLS !== '0',
   h2: env.H2 !== '0',
   h2Sessions: int('H2_SESSIONS', 4, 1, 256),
+  targets: env.TARGETS ? env.TARGETS.split(',').map((t) => t.trim()).filter(Boolean) : undefined,
   pin: env.PIN ?? 'auto',
   keygateCpus: env.KEYGATE_CPUS ?? '0',
   loadgenCpus: env.LOADGEN_CPUS ?? '1',
@@ -343,6 +344,11 @@ async function main() {
     const authority = `localhost:${httpsPort}`;
     targets.push({ name: 'h2', label: 'keygate, API token (h2)', loadgen: 'h2', proxied: true, spec: { url: `https://${authority}${BENCH_PATH}`, headers: tok, ca: pki.caCert, servername: 'localhost' } });
     targets.push({ name: 'grpc', label: 'keygate, gRPC unary (h2c)', loadgen: 'grpc-js', proxied: true, spec: { target: `127.0.0.1:${httpsPort}`, path: GRPC_PATH, metadata: tok, ca: pki.caCert, servername: 'localhost' } });
+  }
+  if (knobs.targets) {
+    const unknown = knobs.targets.filter((t) => !targets.some((x) => x.name === t));
+    if (unknown.length) throw new Error(`TARGETS names ${unknown.join(', ')}: not among ${targets.map((t) => t.name).join(', ')}`);
+    for (let i = targets.length - 1; i >= 0; i--) if (targets[i].name !== 'direct' && !knobs.targets.includes(targets[i].name)) targets.splice(i, 1);
   }
   const expected = targets.length * (knobs.warmup + knobs.rounds * (knobs.duration + 1));
   log(`pinning: ${pinning ? `keygate on CPU ${knobs.keygateCpus}, upstream + load generator on CPU ${knobs.loadgenCpus}` : 'off'}; loadgen ${knobs.loadgen}; ${knobs.connections} connections; ${knobs.rounds} rounds x ${knobs.duration}s per target (+${knobs.warmup}s warm-up); ~${expected}s`);

@@ -3,6 +3,7 @@
 // forgeable was stripped (request/scan-headers.ts did that), keygate's own headers on the way
 // back. A client waiting on `Expect: 100-continue` is told to send its body only here, after
 // every stage admitted the request.
+import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { kgError, type KeygateError } from '../errors/keygate-error.js';
 import type { UsageTracker } from '../store/usage-tracker.js';
@@ -111,13 +112,16 @@ export function forwardTerminal(opts: ForwardOptions): Terminal<Routed> {
       };
       const hasBody = ctx.headers.hasBody;
       if (hasBody) x.sendContinue();
+      // undici destroys the body stream it was given once it is sent. An HTTP/2 stream's body
+      // is the same Duplex as its answer, so it gets a stream of its own to destroy.
+      const body = !hasBody ? null : x.protocol === 'http/1.1' ? x.body : x.body.pipe(new PassThrough());
       upstream.pool.dispatch(
         {
           origin: upstream.origin,
           method: ctx.method,
           path: ctx.path + ctx.query,
           headers: buildUpstreamHeaders(ctx, identity),
-          body: hasBody ? x.body : null,
+          body,
           headersTimeout: timeoutMs,
           bodyTimeout: timeoutMs,
         },

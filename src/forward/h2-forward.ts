@@ -26,8 +26,6 @@ import type { H2Upstream } from './upstream-pools.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = constants;
 
-const ignore = (): void => undefined;
-
 /** An HTTP/2 client error, by its cause (a refused connection under ERR_HTTP2_STREAM_CANCEL) or its RST_STREAM. */
 export function classifyH2Error(err: unknown, rstCode: number | undefined): { error: KeygateError; reason: string } {
   if (rstCode === NGHTTP2_REFUSED_STREAM) return { error: kgError('KG_ERR_UPSTREAM_UNAVAILABLE'), reason: 'refused' };
@@ -128,9 +126,9 @@ export function h2ForwardTerminal(opts: ForwardOptions<H2Upstream>): Terminal<Ro
         if (stream.writableEnded) stream.close(NGHTTP2_CANCEL);
         else stream.destroy(new Error('cancelled by keygate'));
       };
+      // The first error says why the stream failed ('close' follows); kept for classifying.
       let failure: unknown;
       stream.on('error', (err) => (failure ??= err));
-      stream.on('error', ignore);
 
       if (hasBody) x.body.pipe(stream);
       x.onClose(() => {

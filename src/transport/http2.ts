@@ -13,7 +13,6 @@
 //  - a stream the client already reset may still be handed to us, and any call on it throws:
 //    every writer checks first.
 import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import { PassThrough, type Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Exchange, Protocol } from '../vocabulary/exchange.js';
 import { isGrpcContentType } from './grpc.js';
@@ -59,7 +58,6 @@ export class Http2Exchange implements Exchange {
   private trailers: OutgoingHttpHeaders | undefined;
   private expire: ((detail: string) => void) | undefined;
   private bodyTimer: NodeJS.Timeout | undefined;
-  private bodyStream: Readable | undefined;
   /**
    * The session's view of the TLS socket (servername, peer certificate, remoteAddress), kept
    * now: a closed stream no longer knows its session, and audit reads it after the close.
@@ -94,13 +92,9 @@ export class Http2Exchange implements Exchange {
     }
   }
 
-  /**
-   * The request body as a stream of its own: a forwarder may destroy the body it was given
-   * once it has sent it (undici does), and destroying the Http2Stream would take the answer
-   * with it.
-   */
-  get body(): Readable {
-    return (this.bodyStream ??= this.stream.pipe(new PassThrough()));
+  /** The stream's readable side. Its writable side is the answer: see forward-terminal.ts. */
+  get body(): ServerHttp2Stream {
+    return this.stream;
   }
   get statusCode(): number {
     return this.status;

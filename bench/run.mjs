@@ -6,12 +6,16 @@
 //   direct   the upstream over plain HTTP
 //   token    keygate over TLS with a valid API token (x-api-key)
 //   mtls     keygate's client-certificate port (CN binding), unless MTLS=0
+//   h2       the token row's request over HTTP/2 (bench/lib/loadgen-h2.mjs), unless H2=0
+//   grpc     a gRPC unary call (@grpc/grpc-js client) through keygate to a grpc-js server
+//            over h2c (bench/lib/grpc-upstream.mjs), unless H2=0
 // and prints req/s, p50/p99 latency, errors, the ratio to direct, and keygate's CPU time per
 // request from /proc/<pid>/stat — the figure that depends least on load and machine noise.
 //
 // Knobs (environment): DURATION=8 (s per measurement), WARMUP=3 (s per target, once),
 // ROUNDS=2, CONNECTIONS=64, LOADGEN=auto|autocannon|wrk (auto: wrk when on PATH),
-// MTLS=1, PIN=auto|on|off (auto: pin when taskset exists and there are 2+ CPUs),
+// TARGETS=token,h2,… (only these, besides direct), MTLS=1, H2=1, H2_SESSIONS=4 (HTTP/2 connections of the h2 and grpc rows, sharing CONNECTIONS
+// requests in flight between them), PIN=auto|on|off (auto: pin when taskset exists and there are 2+ CPUs),
 // KEYGATE_CPUS=0, LOADGEN_CPUS=1 (taskset lists; the upstream shares the load generator's),
 // KEEP=1 (keep the temp folder: config, audit log, keygate's log), CPU_PROF=1 (run keygate
 // under --cpu-prof; the .cpuprofile is copied to bench/results/).
@@ -26,7 +30,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { cpuSeconds, hasProcStat, killAllNow, memoryMiB, start, stop, stopAll, taskset, waitExit, waitForLine } from './lib/proc.mjs';
-import { ACCOUNT, BENCH_PATH, CLIENT_CN, DENIED_PATH, benchConfig, createCredentials, mintPki } from './lib/setup.mjs';
+import { ACCOUNT, BENCH_PATH, CLIENT_CN, DENIED_PATH, GRPC_PATH, benchConfig, createCredentials, mintPki } from './lib/setup.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -58,6 +62,9 @@ const knobs = {
   connections: int('CONNECTIONS', 64, 1, 4096),
   loadgen: env.LOADGEN ?? 'auto',
   mtls: env.MTLS !== '0',
+  h2: env.H2 !== '0',
+  h2Sessions: int('H2_SESSIONS', 4, 1, 256),
+  targets: env.TARGETS ? env.TARGETS.split(',').map((t) => t.trim()).filter(Boolean) : undefined,
   pin: env.PIN ?? 'auto',
   keygateCpus: env.KEYGATE_CPUS ?? '0',
   loadgenCpus: env.LOADGEN_CPUS ?? '1',
@@ -110,6 +117,44 @@ function request(url, { headers = {}, ca, cert, key } = {}) {
   });
 }
 
+/** One GET over HTTP/2 (the functional check of the h2 row). */
+async function h2Get(url, headers, ca) {
+  const { default: http2 } = await import('node:http2');
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const s = http2.connect(u.origin, { ca, servername: 'localhost' });
+    s.on('error', (err) => resolve({ status: 0, error: err.code ?? err.message }));
+    const req = s.request({ ':path': u.pathname, ':authority': u.host, ...headers });
+    let status = 0;
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('response', (h) => (status = h[':status']));
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      resolve({ status, body, alpn: s.alpnProtocol });
+      s.close();
+    });
+    req.on('error', (err) => resolve({ status: 0, error: err.code ?? err.message }));
+    req.setTimeout(5000, () => req.close());
+  });
+}
+
+/** One gRPC unary call through keygate (the functional checks of the grpc row). */
+async function grpcCall(port, caFile, metadata) {
+  const grpc = await import('@grpc/grpc-js');
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createSsl(readFileSync(caFile)), { 'grpc.ssl_target_name_override': 'localhost' });
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(metadata)) md.set(k, v);
+  const id = (b) => b;
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(GRPC_PATH, id, id, Buffer.from('{}'), md, { deadline: Date.now() + 5000 }, (err, res) => {
+      client.close();
+      if (err) resolve({ code: err.code, details: err.details, kg: err.metadata?.get('x-keygate-error')[0] });
+      else resolve({ code: 0, body: res.toString('utf8') });
+    });
+  });
+}
+
 const median = (xs) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (!s.length) return NaN;
@@ -125,7 +170,11 @@ const spread = (xs) => {
 async function loadRun(target, seconds) {
   const lg = target.loadgen;
   let child;
-  if (lg === 'wrk') {
+  if (lg === 'h2' || lg === 'grpc-js') {
+    // Both Node load generators of the HTTP/2 rows take the same spec.
+    const spec = { ...target.spec, duration: seconds, concurrency: knobs.connections, sessions: knobs.h2Sessions, channels: knobs.h2Sessions };
+    child = start(process.execPath, [join(HERE, lg === 'h2' ? 'lib/loadgen-h2.mjs' : 'lib/loadgen-grpc.mjs')], { cpus: pinning ? knobs.loadgenCpus : undefined, env: { BENCH_SPEC: JSON.stringify(spec) } });
+  } else if (lg === 'wrk') {
     // The token travels in the environment, not on the command line, where `ps` would show it.
     const args = ['-t1', `-c${knobs.connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', join(HERE, 'lib/wrk-report.lua')];
     child = start('wrk', [...args, target.url], { cpus: pinning ? knobs.loadgenCpus : undefined, env: { BENCH_HEADERS: JSON.stringify(target.headers) } });
@@ -206,7 +255,15 @@ async function main() {
   const upstreamPort = await waitForLine(upstream, 'stdout', (l) => (l.startsWith('{') ? JSON.parse(l).port : undefined), 10_000, 'upstream');
   upstream.stderr.resume();
 
-  await writeFile(configFile, benchConfig({ upstreamPort, auditFile }));
+  let grpcUpstream;
+  let grpcPort;
+  if (knobs.h2) {
+    grpcUpstream = start(process.execPath, [join(HERE, 'lib/grpc-upstream.mjs')], { cpus: pinning ? knobs.loadgenCpus : undefined });
+    grpcPort = await waitForLine(grpcUpstream, 'stdout', (l) => (l.startsWith('{') ? JSON.parse(l).port : undefined), 10_000, 'grpc upstream');
+    grpcUpstream.stderr.resume();
+  }
+
+  await writeFile(configFile, benchConfig({ upstreamPort, auditFile, grpcPort }));
   const creds = await createCredentials(CLI, configFile, join(tmp, 'credentials.yaml'));
   log(`account "${ACCOUNT}" with token ${creds.tokenId}; CN=${CLIENT_CN} bound via ${creds.bindVia === 'cli' ? '`keygate cert bind`' : 'the credential file (no `cert bind` in this build)'}`);
 
@@ -262,6 +319,15 @@ async function main() {
     r = await request(`${mbase}${BENCH_PATH}`, { ca });
     check('mtls: no client certificate is not 200', r.status !== 200, `${r.status} ${r.error ?? ''}`);
   }
+  if (knobs.h2) {
+    const h2 = await h2Get(`${base}${BENCH_PATH.replace(/[^/]+$/, 'echo')}`, tok, ca);
+    seen = h2.status === 200 ? JSON.parse(h2.body) : {};
+    check('h2: ALPN h2, 200 with identity headers, credential stripped', h2.alpn === 'h2' && h2.status === 200 && seen['x-keygate-account'] === ACCOUNT && !seen['x-api-key'], `${h2.alpn} ${h2.status} ${h2.body ?? h2.error}`);
+    const g = await grpcCall(httpsPort, pki.caCert, { 'x-api-key': creds.token, 'x-bench-echo': '1' });
+    check('grpc: unary OK, account forwarded', g.code === 0 && JSON.parse(g.body ?? '{}').account === ACCOUNT, `${g.code} ${g.body ?? g.details}`);
+    const denied = await grpcCall(httpsPort, pki.caCert, { 'x-api-key': creds.token.slice(0, -2) + (creds.token.endsWith('AA') ? 'BB' : 'AA') });
+    check('grpc: wrong token is UNAUTHENTICATED (16) with KG_ERR code', denied.code === 16 && String(denied.kg ?? '').startsWith('KG_ERR_'), `${denied.code} ${denied.kg}`);
+  }
   if (checks.some((c) => !c.ok)) throw new Error('functional checks failed; see above (keygate log: ' + keygateLog + ')');
   log(`functional checks passed (${checks.length})`);
 
@@ -273,6 +339,16 @@ async function main() {
   if (knobs.mtls) {
     // wrk has no client-certificate option: the client-certificate target always uses autocannon.
     targets.push({ name: 'mtls', label: 'keygate, client cert (TLS)', url: `${mbase}${BENCH_PATH}`, headers: {}, tls: { cert: pki.clientCert, key: pki.clientKey }, loadgen: 'autocannon', proxied: true });
+  }
+  if (knobs.h2) {
+    const authority = `localhost:${httpsPort}`;
+    targets.push({ name: 'h2', label: 'keygate, API token (h2)', loadgen: 'h2', proxied: true, spec: { url: `https://${authority}${BENCH_PATH}`, headers: tok, ca: pki.caCert, servername: 'localhost' } });
+    targets.push({ name: 'grpc', label: 'keygate, gRPC unary (h2c)', loadgen: 'grpc-js', proxied: true, spec: { target: `127.0.0.1:${httpsPort}`, path: GRPC_PATH, metadata: tok, ca: pki.caCert, servername: 'localhost' } });
+  }
+  if (knobs.targets) {
+    const unknown = knobs.targets.filter((t) => !targets.some((x) => x.name === t));
+    if (unknown.length) throw new Error(`TARGETS names ${unknown.join(', ')}: not among ${targets.map((t) => t.name).join(', ')}`);
+    for (let i = targets.length - 1; i >= 0; i--) if (targets[i].name !== 'direct' && !knobs.targets.includes(targets[i].name)) targets.splice(i, 1);
   }
   const expected = targets.length * (knobs.warmup + knobs.rounds * (knobs.duration + 1));
   log(`pinning: ${pinning ? `keygate on CPU ${knobs.keygateCpus}, upstream + load generator on CPU ${knobs.loadgenCpus}` : 'off'}; loadgen ${knobs.loadgen}; ${knobs.connections} connections; ${knobs.rounds} rounds x ${knobs.duration}s per target (+${knobs.warmup}s warm-up); ~${expected}s`);
@@ -388,7 +464,7 @@ async function main() {
   lines.push('');
   lines.push('req/s, p50, p99, kg CPU: medians over rounds; spread = (max-min)/median of req/s; x direct = req/s ratio to the direct upstream.');
   lines.push('kg CPU µs/req = keygate utime+stime (/proc) / requests: compare this across machines and runs; req/s only within one run.');
-  if (summary.some((s) => s.loadgen !== summary[0].loadgen)) lines.push('note: the client-certificate target is driven by autocannon (wrk cannot present a client certificate), so compare its CPU µs/req, not its req/s ratio.');
+  if (summary.some((s) => s.loadgen !== summary[0].loadgen)) lines.push('note: rows are driven by different load generators (wrk cannot present a client certificate; the h2 and grpc rows use Node clients of their own), so compare CPU µs/req across them, not req/s.');
   lines.push(`keygate memory: peak RSS ${fmt(kgMem.peak)} MiB, ${fmt(kgMem.current)} MiB at the end; ${fmt(kgCpuTotal, 1)} s of CPU in all`);
   lines.push(`cross-check: keygate counted ${allowed} allowed requests in keygate_requests_total (load runs sent ${sentToKeygate} + warm-ups + checks); audit log ${audit.requests} request lines, ${fmt(audit.bytes / Math.max(1, audit.requests))} bytes/line`);
   if (audit.invalid) lines.push(`WARNING: ${audit.invalid} of ${audit.parsed} audit lines checked are not JSON, e.g. ${audit.example}`);

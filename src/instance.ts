@@ -19,10 +19,12 @@ import { loadConfig } from './config/load.js';
 import type { KeygateConfig } from './config/schema.js';
 import { formatProblem, SourceError, type Problem } from './config/source.js';
 import { watchFile } from './config/watch-file.js';
+import { Tunnels } from './forward/tunnel.js';
 import { UpstreamPools } from './forward/upstream-pools.js';
 import { expiryStage } from './identify/expiry-notice.js';
 import { createListeners, type Listeners, type MaterialHolder } from './listener/servers.js';
 import { createParserRefusalHandler } from './listener/parser-refusals.js';
+import { createStreamRefuser } from './listener/stream-refusals.js';
 import { TlsMaterialError } from './listener/tls-material.js';
 import type { TlsSources } from './listener/tls-sources.js';
 import { createAuditSink, type AuditSink } from './observe/audit.js';
@@ -163,7 +165,9 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   const expiry = expiryStage();
   let draining = false;
   const isDraining = () => draining;
-  const enforce = (c: CompiledConfig) => compilePipeline(pipelineSpec(c, index), { limiter, failures, usage, expiry, isDraining });
+  const tunnels = new Tunnels();
+  metrics.tunnelsSource = () => tunnels.size;
+  const enforce = (c: CompiledConfig) => compilePipeline(pipelineSpec(c, index), { limiter, failures, usage, expiry, isDraining, tunnels });
   let pipeline: CompiledPipeline = enforce(compiled);
   // Compiled on first use per version of the config and the index: explain is rare.
   let dryRun: ExplainRuntime | undefined;
@@ -174,7 +178,14 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   const handler = createRequestHandler({ pipeline: () => pipeline, metrics, audit, logger, now });
 
   const holder: MaterialHolder = { material: tls.material.current(), prefix: compiled.clientAuthPrefix };
-  const listeners: Listeners = createListeners(config, holder, handler.handle, (err) => logger.debug({ err: err.message }, 'TLS handshake failed'), createParserRefusalHandler({ metrics, audit }));
+  const listeners: Listeners = createListeners(
+    config,
+    holder,
+    handler.handle,
+    (err) => logger.debug({ err: err.message }, 'TLS handshake failed'),
+    createParserRefusalHandler({ metrics, audit }),
+    createStreamRefuser({ metrics, audit }),
+  );
   let ready = false;
 
   const useTls = (next: TlsSources) => {
@@ -298,6 +309,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
         s.close();
         s.closeAllConnections();
       }
+      listeners.destroySessions();
       if (adminServer) {
         adminServer.close();
         adminServer.closeAllConnections();
@@ -352,10 +364,16 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
         s.close();
         s.closeIdleConnections();
       }
+      // HTTP/2 clients are told at once (GOAWAY) to take new requests elsewhere; their streams
+      // in flight finish like HTTP/1.1 requests do.
+      listeners.goAway();
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline && handler.inflight() > 0) {
         await new Promise((r) => setTimeout(r, 50));
       }
+      // A WebSocket tunnel is in flight until one side ends it; past the drain timeout keygate
+      // does, with a Close 1001 to both sides (bounded), so their audit lines are written too.
+      await tunnels.closeAll();
       await closeAll();
     },
     close: closeAll,

@@ -32,9 +32,18 @@ export async function mintPki(distDir, dir) {
   return { ...files, clientCert, clientKey, clientFingerprint: client.fingerprint };
 }
 
-/** keygate.yaml for the benchmark. Ports are 0 (the kernel picks); everything binds 127.0.0.1. */
-export function benchConfig({ upstreamPort, auditFile }) {
+/** The gRPC method of the h2/gRPC rows (bench/lib/grpc-upstream.mjs). */
+export const GRPC_PATH = '/bench.Echo/Unary';
+
+/**
+ * keygate.yaml for the benchmark. Ports are 0 (the kernel picks); everything binds 127.0.0.1.
+ * With `grpcPort`, a route to the gRPC upstream over h2c and a scope for its method.
+ */
+export function benchConfig({ upstreamPort, auditFile, grpcPort }) {
   const upstream = `http://127.0.0.1:${upstreamPort}`;
+  const grpcRoute = grpcPort ? `\n  - { pathPrefix: /bench.Echo, upstream: "http://127.0.0.1:${grpcPort}", protocol: h2c, timeout: 30s }` : '';
+  const grpcScope = grpcPort ? `\n  grpc:call:   [POST /bench.Echo/*]` : '';
+  const reader = grpcPort ? '[items:read, grpc:call]' : '[items:read]';
   return `# Written by bench/run.mjs for one benchmark run.
 listen:
   host: 127.0.0.1
@@ -45,14 +54,14 @@ listen:
     port: 0                      # dedicated client-certificate port (no SNI needed)
 admin: { host: 127.0.0.1, port: 0 }
 routes:
-  - { pathPrefix: /healthz, upstream: "${upstream}", public: true }
+  - { pathPrefix: /healthz, upstream: "${upstream}", public: true }${grpcRoute}
   - { pathPrefix: /, upstream: "${upstream}", timeout: 30s }
 scopes:
   items:read:  [GET /api/v1/items, GET /api/v1/items/**]
   items:write: [POST /api/v1/items, DELETE /api/v1/items/*]
-  orders:read: [GET /api/v1/orders/**]
+  orders:read: [GET /api/v1/orders/**]${grpcScope}
 roles:
-  reader: [items:read]
+  reader: ${reader}
 policies:
   # Enforced on every request (a bucket is taken), but far above what one core can serve, so
   # the limiter costs what it costs without ever answering 429.

@@ -90,6 +90,29 @@ const listenLimitsSchema = z.strictObject({
   maxConnections: z.number().int().min(0).default(0),
 });
 
+/** HTTP/2 on the HTTPS listener(s); the defaults are Envoy's edge recommendations. */
+const http2Schema = z.strictObject({
+  /** Offer HTTP/2 by ALPN next to HTTP/1.1; false offers HTTP/1.1 alone. Default true. */
+  enabled: z.boolean().default(true),
+  /** Streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). Default 100. */
+  maxConcurrentStreams: z.number().int().min(1).max(10_000).default(100),
+  /** Header fields per request, pseudo-headers not counted; more resets the stream. Default 100. */
+  maxHeaderCount: z.number().int().min(8).max(10_000).default(100),
+  /** A connection with no open stream for this long is closed with GOAWAY. Default 1h. */
+  idleTimeout: timerDuration().prefault('1h'),
+  /** A stream with no frame either way for this long: 408 before the answer's head, reset after. Default 5m. */
+  streamIdleTimeout: timerDuration().prefault('5m'),
+  /** Premature-reset rule (CVE-2023-44487): streams closed on a connection before the share of premature resets is judged. Default 500. */
+  prematureResetTotalStreams: z.number().int().min(2).max(1_000_000).default(500),
+  /** A stream that closes without an answer within this time of opening is a premature reset. Default 1s. */
+  prematureResetMinLifetime: timerDuration().prefault('1s'),
+});
+
+const websocketSchema = z.strictObject({
+  /** A tunnel with no byte either way for this long is closed (Close 1001 to both sides). Default 5m. */
+  idleTimeout: timerDuration().prefault('5m'),
+});
+
 const listenSchema = z.strictObject({
   /** Address of the HTTPS listener. Default 0.0.0.0. */
   host: z.string().min(1).default('0.0.0.0'),
@@ -98,6 +121,8 @@ const listenSchema = z.strictObject({
   tls: tlsSchema,
   clientAuth: clientAuthSchema.prefault({}),
   limits: listenLimitsSchema.prefault({}),
+  http2: http2Schema.prefault({}),
+  websocket: websocketSchema.prefault({}),
 });
 
 const adminSchema = z.strictObject({
@@ -120,8 +145,10 @@ const routeSchema = z.strictObject({
   public: z.boolean().default(false),
   /** Time allowed for the upstream's response head, and between body chunks. Default 30s. */
   timeout: timerDuration().prefault('30s'),
-  /** Keep-alive connections kept to this upstream. Default 128. */
+  /** Keep-alive connections kept to this upstream (h2c, h2: HTTP/2 sessions, opened as streams need them). Default 128. */
   connections: z.number().int().min(1).max(10_000).default(128),
+  /** How keygate speaks to the upstream: HTTP/1.1, HTTP/2 in clear text with prior knowledge (h2c, an http:// upstream), or HTTP/2 over TLS (h2, an https:// upstream). gRPC needs h2c or h2. Default http1. */
+  protocol: z.enum(['http1', 'h2c', 'h2']).default('http1'),
 });
 
 const policySchema = z.strictObject({
@@ -249,6 +276,8 @@ export const configSchema = z
       if (u.pathname !== '/' || u.search || u.hash) {
         ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstream'], message: 'upstream is an origin only (scheme://host:port), without a path or query' });
       }
+      if (route.protocol === 'h2c' && u.protocol !== 'http:') ctx.addIssue({ code: 'custom', path: ['routes', i, 'protocol'], message: 'protocol h2c is HTTP/2 in clear text: the upstream must be an http:// URL (use h2 for https://)' });
+      if (route.protocol === 'h2' && u.protocol !== 'https:') ctx.addIssue({ code: 'custom', path: ['routes', i, 'protocol'], message: 'protocol h2 is HTTP/2 over TLS: the upstream must be an https:// URL (use h2c for http://)' });
     }
   });
 

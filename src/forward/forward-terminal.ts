@@ -3,6 +3,7 @@
 // forgeable was stripped (request/scan-headers.ts did that), keygate's own headers on the way
 // back. A client waiting on `Expect: 100-continue` is told to send its body only here, after
 // every stage admitted the request.
+import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { kgError, type KeygateError } from '../errors/keygate-error.js';
 import type { UsageTracker } from '../store/usage-tracker.js';
@@ -10,7 +11,7 @@ import { appendOwnHeaders } from '../transport/own-headers.js';
 import type { Routed } from '../vocabulary/context.js';
 import type { Terminal, TerminalResult } from '../vocabulary/stage.js';
 import { appendResponseHeaders } from './response-headers.js';
-import type { Upstream } from './upstream-pools.js';
+import type { Http1Upstream } from './upstream-pools.js';
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -50,8 +51,8 @@ function authorizationIsCredential(ctx: Routed, auth: string): boolean {
   return /^bearer[ \t]+kg_/i.test(auth) || (ctx.mode === 'api-key' && ctx.headers.apiKey === undefined);
 }
 
-export interface ForwardOptions {
-  upstream: Upstream;
+export interface ForwardOptions<U = Http1Upstream> {
+  upstream: U;
   timeoutMs: number;
   /** Protected routes: identity headers on, last use recorded. Public routes: neither. */
   identity: boolean;
@@ -77,8 +78,10 @@ export function forwardTerminal(opts: ForwardOptions): Terminal<Routed> {
             controller.abort(new Error('client closed'));
             return;
           }
+          // Not `x.completed`: the exchange can also have been answered by keygate meanwhile
+          // (an HTTP/2 stream's own timeout), and then the upstream request is just as moot.
           x.onClose(() => {
-            if (!x.completed) {
+            if (!finished) {
               controller.abort(new Error('client closed'));
               finish({ ok: false, reason: 'client_closed' });
             }
@@ -109,13 +112,16 @@ export function forwardTerminal(opts: ForwardOptions): Terminal<Routed> {
       };
       const hasBody = ctx.headers.hasBody;
       if (hasBody) x.sendContinue();
+      // undici destroys the body stream it was given once it is sent. An HTTP/2 stream's body
+      // is the same Duplex as its answer, so it gets a stream of its own to destroy.
+      const body = !hasBody ? null : x.protocol === 'http/1.1' ? x.body : x.body.pipe(new PassThrough());
       upstream.pool.dispatch(
         {
           origin: upstream.origin,
           method: ctx.method,
           path: ctx.path + ctx.query,
           headers: buildUpstreamHeaders(ctx, identity),
-          body: hasBody ? x.body : null,
+          body,
           headersTimeout: timeoutMs,
           bodyTimeout: timeoutMs,
         },

@@ -3,6 +3,7 @@
 // disk; flush() is called on reload and shutdown. Fields never include a secret, a query
 // string or a header value.
 import { pino } from 'pino';
+import type { Protocol } from '../vocabulary/exchange.js';
 
 export interface RequestAudit {
   requestId: string;
@@ -10,6 +11,8 @@ export interface RequestAudit {
   credential: string | null;
   auth: 'api-key' | 'mtls' | null;
   method: string;
+  /** What the request spoke: http/1.1 (when absent), h2, grpc, websocket. */
+  protocol?: Protocol;
   host: string;
   path: string;
   status: number;
@@ -19,6 +22,10 @@ export interface RequestAudit {
   clientIp: string;
   route?: number;
   warning?: string;
+  /** WebSocket tunnels: bytes after the 101 each way (frame headers included), and who ended it. */
+  bytesFromClient?: number;
+  bytesFromUpstream?: number;
+  closedBy?: string;
 }
 
 export interface ManagementAudit {
@@ -110,6 +117,7 @@ export function requestLine(e: RequestAudit, time: string): string {
       credential: e.credential,
       auth: e.auth,
       method: e.method,
+      protocol: e.protocol ?? 'http/1.1',
       host: e.host,
       path: e.path,
       status: e.status,
@@ -119,6 +127,9 @@ export function requestLine(e: RequestAudit, time: string): string {
       clientIp: e.clientIp,
       route: e.route,
       warning: e.warning,
+      bytesFromClient: e.bytesFromClient,
+      bytesFromUpstream: e.bytesFromUpstream,
+      closedBy: e.closedBy,
     }) + '\n'
   );
 }

@@ -2,13 +2,14 @@
 // only from bounded sets keygate controls: account names from the store, credential ids,
 // fixed reason/outcome words. Never a path, header or anything else a caller chooses.
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import type { Protocol } from '../vocabulary/exchange.js';
 
 /** `client_closed`: the client went away before the answer was complete. */
 export type Outcome = 'allowed' | 'public' | 'client_closed' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'rate_limited' | 'misdirected' | 'no_route' | 'unavailable' | 'internal_error' | 'upstream_error';
 
 export class KeygateMetrics {
-  readonly requests: Counter<'account' | 'auth' | 'outcome'>;
-  readonly duration: Histogram<'outcome'>;
+  readonly requests: Counter<'account' | 'auth' | 'outcome' | 'protocol'>;
+  readonly duration: Histogram<'outcome' | 'protocol'>;
   readonly authFailures: Counter<'reason'>;
   readonly rateLimited: Counter<'account'>;
   readonly upstreamErrors: Counter<'reason'>;
@@ -24,18 +25,21 @@ export class KeygateMetrics {
   readonly inflight: Gauge;
   /** Where keygate_inflight_requests reads its value (the pipeline sets it). */
   inflightSource: () => number = () => 0;
+  readonly openTunnels: Gauge;
+  /** Where keygate_open_tunnels reads its value (the tunnel registry). */
+  tunnelsSource: () => number = () => 0;
   readonly ready: Gauge;
-  private readonly requestChildren = new Map<string, ReturnType<Counter<'account' | 'auth' | 'outcome'>['labels']>>();
-  private readonly durationChildren = new Map<string, ReturnType<Histogram<'outcome'>['labels']>>();
+  private readonly requestChildren = new Map<string, ReturnType<Counter<'account' | 'auth' | 'outcome' | 'protocol'>['labels']>>();
+  private readonly durationChildren = new Map<string, ReturnType<Histogram<'outcome' | 'protocol'>['labels']>>();
 
   constructor(readonly registry: Registry, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [registry];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'keygate_' });
-    this.requests = new Counter({ name: 'keygate_requests_total', help: 'Requests answered, by account, auth method and outcome.', labelNames: ['account', 'auth', 'outcome'], registers });
+    this.requests = new Counter({ name: 'keygate_requests_total', help: 'Requests answered, by account, auth method, outcome and protocol (http/1.1, h2, grpc, websocket).', labelNames: ['account', 'auth', 'outcome', 'protocol'], registers });
     this.duration = new Histogram({
       name: 'keygate_request_duration_seconds',
-      help: 'Time from request head to response end.',
-      labelNames: ['outcome'],
+      help: 'Time from request head to response end (for a WebSocket, to the end of the tunnel).',
+      labelNames: ['outcome', 'protocol'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
@@ -63,6 +67,15 @@ export class KeygateMetrics {
         this.set(inflightNow());
       },
     });
+    const tunnelsNow = () => this.tunnelsSource();
+    this.openTunnels = new Gauge({
+      name: 'keygate_open_tunnels',
+      help: 'WebSocket tunnels open now (upstream switched protocols, not yet closed).',
+      registers,
+      collect() {
+        this.set(tunnelsNow());
+      },
+    });
     this.ready = new Gauge({ name: 'keygate_ready', help: '1 while this instance accepts traffic, 0 while starting or draining.', registers });
     for (const result of ['success', 'rejected']) {
       this.configReloads.inc({ result }, 0);
@@ -72,16 +85,17 @@ export class KeygateMetrics {
   }
 
   /** One request finished; children are cached so the hot path does no label hashing. */
-  observeRequest(account: string, auth: string, outcome: Outcome, seconds: number): void {
-    const key = account + '\u0000' + auth + '\u0000' + outcome;
+  observeRequest(account: string, auth: string, outcome: Outcome, seconds: number, protocol: Protocol = 'http/1.1'): void {
+    const key = account + '\u0000' + auth + '\u0000' + outcome + '\u0000' + protocol;
     let c = this.requestChildren.get(key);
     if (!c) {
-      c = this.requests.labels(account, auth, outcome);
+      c = this.requests.labels(account, auth, outcome, protocol);
       if (this.requestChildren.size < 50_000) this.requestChildren.set(key, c);
     }
     c.inc();
-    let h = this.durationChildren.get(outcome);
-    if (!h) this.durationChildren.set(outcome, (h = this.duration.labels(outcome)));
+    const hk = outcome + '\u0000' + protocol;
+    let h = this.durationChildren.get(hk);
+    if (!h) this.durationChildren.set(hk, (h = this.duration.labels(outcome, protocol)));
     h.observe(seconds);
   }
 

@@ -14,6 +14,9 @@ export interface Chain {
   readonly stages: readonly AnyStage[];
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly terminal: Terminal<any>;
+  /** What a WebSocket upgrade meets instead, after the same stages: the tunnel (a dry run: the same report). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly upgrade: Terminal<any>;
 }
 
 export class ChainBuilder<Cur extends RequestContext> {
@@ -28,8 +31,8 @@ export class ChainBuilder<Cur extends RequestContext> {
     return new ChainBuilder<Cur & Out>([...this.stages, stage]);
   }
 
-  end(terminal: Terminal<Cur>): Chain {
-    return { stages: this.stages, terminal };
+  end(terminal: Terminal<Cur>, upgrade: Terminal<Cur> = terminal): Chain {
+    return { stages: this.stages, terminal, upgrade };
   }
 
   /** The stages so far, without a terminal (the front stages every request meets). */

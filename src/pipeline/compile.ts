@@ -9,9 +9,16 @@
 // (keygate explain, /admin/v1/explain) compiles the very same chains with three parts swapped:
 // identify takes the credential by reference, limit looks at the bucket without spending it,
 // and the terminal reports instead of forwarding.
+//
+// The terminal follows the route's upstream protocol (undici for http1, node:http2 sessions for
+// h2c and h2), chosen here once; a WebSocket upgrade on any route meets the tunnel terminal
+// after the very same stages.
 import type { ScopeCatalog } from '../authorize/grants.js';
 import { authorizeStage } from '../authorize/authorize-stage.js';
 import { forwardTerminal } from '../forward/forward-terminal.js';
+import { h2ForwardTerminal } from '../forward/h2-forward.js';
+import { tunnelTerminal } from '../forward/tunnel-terminal.js';
+import type { Tunnels } from '../forward/tunnel.js';
 import type { Upstream } from '../forward/upstream-pools.js';
 import { identifyByReference, identifyStage } from '../identify/identify-stage.js';
 import { limitStage } from '../ratelimit/limit-stage.js';
@@ -32,6 +39,8 @@ export interface PipelineSpec {
   readonly clientAuthPrefix: string;
   readonly environment: string | null;
   readonly failurePolicy: BucketPolicy;
+  /** listen.websocket.idleTimeout. */
+  readonly tunnelIdleMs: number;
   /** The live credential index. */
   readonly index: () => CredentialIndex;
 }
@@ -53,6 +62,7 @@ interface Parts {
   expiry: Stage<Identified>;
   limit: ReturnType<typeof limitStage>;
   terminal: (route: PipelineSpec['routes'][number], identity: boolean) => Terminal<Routed>;
+  upgrade: (route: PipelineSpec['routes'][number], identity: boolean) => Terminal<Routed>;
   isDraining: () => boolean;
 }
 
@@ -64,10 +74,10 @@ function compile(spec: PipelineSpec, parts: Parts): CompiledPipeline {
   const frontForcedMode = ChainBuilder.for<RequestContext>().then(draining).then(target).list;
   const authorize = authorizeStage(spec.catalog, spec.authorizationMode);
   const chains = spec.routes.map((route): Chain => {
-    if (route.info.public) return ChainBuilder.for<Routed>().end(parts.terminal(route, false));
+    if (route.info.public) return ChainBuilder.for<Routed>().end(parts.terminal(route, false), parts.upgrade(route, false));
     let b = ChainBuilder.for<Routed>();
     if (spec.maintenance) b = b.then(maintenanceStage);
-    return b.then(parts.identify).then(parts.expiry).then(parts.limit).then(authorize).end(parts.terminal(route, true));
+    return b.then(parts.identify).then(parts.expiry).then(parts.limit).then(authorize).end(parts.terminal(route, true), parts.upgrade(route, true));
   });
   return { front, frontForcedMode, chains, routes, clientAuthPrefix: spec.clientAuthPrefix };
 }
@@ -80,6 +90,15 @@ export interface EnforceParts {
   /** Lives as long as the process, so a reload does not repeat the day's warnings. */
   expiry: Stage<Identified>;
   isDraining: () => boolean;
+  /** The WebSocket tunnels open now (drain closes them). */
+  tunnels: Tunnels;
+}
+
+/** The forwarder for the route's upstream protocol. */
+function forwarder(route: PipelineSpec['routes'][number], identity: boolean, usage: UsageTracker): Terminal<Routed> {
+  const u = route.upstream;
+  const common = { timeoutMs: route.info.timeoutMs, identity, usage };
+  return u.protocol === 'http1' ? forwardTerminal({ ...common, upstream: u }) : h2ForwardTerminal({ ...common, upstream: u });
 }
 
 export function compilePipeline(spec: PipelineSpec, parts: EnforceParts): CompiledPipeline {
@@ -87,7 +106,8 @@ export function compilePipeline(spec: PipelineSpec, parts: EnforceParts): Compil
     identify: identifyStage({ index: spec.index, environment: spec.environment, failures: parts.failures, failurePolicy: spec.failurePolicy }),
     expiry: parts.expiry,
     limit: limitStage(parts.limiter),
-    terminal: (route, identity) => forwardTerminal({ upstream: route.upstream, timeoutMs: route.info.timeoutMs, identity, usage: parts.usage }),
+    terminal: (route, identity) => forwarder(route, identity, parts.usage),
+    upgrade: (route, identity) => tunnelTerminal({ origin: route.upstream.origin, timeoutMs: route.info.timeoutMs, idleMs: spec.tunnelIdleMs, identity, usage: parts.usage, tunnels: parts.tunnels }),
     isDraining: parts.isDraining,
   });
 }
@@ -109,6 +129,7 @@ export function compileDryRun(spec: PipelineSpec, parts: DryRunParts): CompiledP
     expiry: parts.expiry,
     limit: limitStage(parts.limiter, 'peek'),
     terminal: () => DRY_RUN_TERMINAL,
+    upgrade: () => DRY_RUN_TERMINAL,
     isDraining: parts.isDraining,
   });
 }

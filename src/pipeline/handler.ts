@@ -35,7 +35,7 @@ export interface RequestHandler {
   inflight(): number;
 }
 
-const OUTCOME_BY_STATUS: Record<number, Outcome> = { 400: 'bad_request', 401: 'unauthenticated', 403: 'forbidden', 404: 'no_route', 421: 'misdirected', 429: 'rate_limited', 500: 'internal_error', 502: 'upstream_error', 503: 'unavailable', 504: 'upstream_error' };
+const OUTCOME_BY_STATUS: Record<number, Outcome> = { 400: 'bad_request', 401: 'unauthenticated', 403: 'forbidden', 404: 'no_route', 408: 'bad_request', 421: 'misdirected', 429: 'rate_limited', 431: 'bad_request', 500: 'internal_error', 502: 'upstream_error', 503: 'unavailable', 504: 'upstream_error' };
 
 /** Until the path is normalized, audit the raw path without its query string. */
 function pathForAudit(url: string): string {
@@ -79,8 +79,20 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   function terminalDone(ctx: RequestContext, r: TerminalResult): void {
     if (r.ok || !r.error) return; // a client that left needs no answer
     metrics.upstreamErrors.labels(r.reason).inc();
-    answer(ctx, r.error);
+    if (r.inBand) ctx.answered = r.error; // the terminal told the client itself (gRPC trailers)
+    else answer(ctx, r.error);
     ctx.reason = `${r.error.code} (${r.reason})`;
+  }
+
+  /** The transport's own timer ran out (HTTP/2 stream idle, slow body): 408 while nothing was sent, else a cut. */
+  function expired(ctx: RequestContext, detail: string): void {
+    if (ctx.answered) return;
+    const err = new KeygateError('KG_ERR_REQUEST_TIMEOUT', detail);
+    if (ctx.x.headersSent) {
+      ctx.answered = err;
+      ctx.reason = err.code;
+      ctx.x.destroy();
+    } else answer(ctx, err);
   }
 
   /** Runs `stages` from `i`; after the front stages, the chain of the route they picked. */
@@ -101,7 +113,8 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
         }
         const next = i + 1;
         v.then(
-          (r) => (r ? answer(ctx, r) : advance(ctx, p, stages, next, front)),
+          // Answered meanwhile (a transport timeout): the rest of the chain is moot.
+          (r) => (ctx.answered ? undefined : r ? answer(ctx, r) : advance(ctx, p, stages, next, front)),
           (err: unknown) => internalError(ctx, err, stages[i]!.name),
         );
         return;
@@ -112,7 +125,8 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       i = 0;
     }
     try {
-      p.chains[ctx.route!.index]!.terminal.run(ctx, (r: TerminalResult) => terminalDone(ctx, r));
+      const chain = p.chains[ctx.route!.index]!;
+      (ctx.x.protocol === 'websocket' ? chain.upgrade : chain.terminal).run(ctx, (r: TerminalResult) => terminalDone(ctx, r));
     } catch (err) {
       internalError(ctx, err, 'terminal');
     }
@@ -134,13 +148,15 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       if (err?.code === 'KG_ERR_RATE_LIMITED') metrics.rateLimited.labels(c?.account.name ?? '').inc();
       else if (err?.code === 'KG_ERR_AUTH_RATE_LIMITED') metrics.rateLimited.labels('').inc();
       if (ctx.shadowDenied && c) metrics.shadowDenials.labels(c.account.name).inc();
-      metrics.observeRequest(c?.account.name ?? '', ctx.auth ?? '', outcome, seconds);
+      metrics.observeRequest(c?.account.name ?? '', ctx.auth ?? '', outcome, seconds, x.protocol);
+      const t = ctx.tunnel;
       audit.request({
         requestId: ctx.requestId,
         account: c?.account.name ?? null,
         credential: c?.id ?? null,
         auth: ctx.auth ?? null,
         method: ctx.method,
+        protocol: x.protocol,
         host: ctx.host,
         path: ctx.path,
         status,
@@ -150,6 +166,9 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
         clientIp: ctx.clientIp,
         route: ctx.route?.index,
         warning: ctx.warning,
+        bytesFromClient: t?.bytesFromClient,
+        bytesFromUpstream: t?.bytesFromUpstream,
+        closedBy: t?.closedBy,
       });
       // Debug aid for "why was this refused": what arrived, by header *name* only. Values are
       // never logged: they hold credentials.
@@ -166,6 +185,8 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     const p = deps.pipeline();
     const sni = x.tls?.servername;
     const headers = scanRequestHeaders(x.rawHeaders);
+    // HTTP/2 knows from END_STREAM; its requests (gRPC's above all) need no content-length.
+    if (x.hasBody !== undefined) headers.hasBody = x.hasBody;
     const ctx: RequestContext = {
       x,
       startedAt: performance.now(),
@@ -191,9 +212,11 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       expiresHeader: undefined,
       warning: undefined,
       answered: undefined,
+      tunnel: undefined,
     };
     inflight++;
     x.onClose(() => complete(ctx));
+    x.onExpire?.((detail) => expired(ctx, detail));
     advance(ctx, p, forcedMode ? p.frontForcedMode : p.front, 0, true);
   }
 

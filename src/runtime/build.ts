@@ -95,6 +95,7 @@ export function restartOnlyChanges(prev: KeygateConfig, cfg: KeygateConfig): str
     cfg.listen.port !== prev.listen.port || cfg.listen.host !== prev.listen.host ? 'listen.host/port' : '',
     cfg.listen.clientAuth.port !== prev.listen.clientAuth.port ? 'listen.clientAuth.port' : '',
     JSON.stringify(cfg.listen.limits) !== JSON.stringify(prev.listen.limits) ? 'listen.limits' : '',
+    JSON.stringify(cfg.listen.http2) !== JSON.stringify(prev.listen.http2) ? 'listen.http2' : '',
     JSON.stringify(cfg.admin) !== JSON.stringify(prev.admin) ? 'admin' : '',
     cfg.audit.output !== prev.audit.output ? 'audit.output' : '',
     cfg.store.file !== prev.store.file ? 'store.file' : '',

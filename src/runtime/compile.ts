@@ -37,7 +37,7 @@ export function compileConfig(config: KeygateConfig, pools: UpstreamPools): { co
   const af = config.authFailures;
   const authFailurePolicy: BucketPolicy = { name: 'auth-failures', ratePerMs: af.rate.perMs, burst: af.burst, per: 'credential', rateText: af.rate.text };
   // Pools connect lazily: compiling for `keygate check` opens no socket.
-  const routes = config.routes.map((r, i) => ({ info: routeInfo(i, r), upstream: pools.get(new URL(r.upstream).origin, r.connections) }));
+  const routes = config.routes.map((r, i) => ({ info: routeInfo(i, r), upstream: pools.get(new URL(r.upstream).origin, r.connections, r.protocol) }));
   if (problems.length) return { problems };
   return {
     compiled: { config, routes, catalog, policies, authFailurePolicy, clientAuthPrefix: config.listen.clientAuth.hostPrefix.toLowerCase() },
@@ -56,6 +56,7 @@ export function pipelineSpec(compiled: CompiledConfig, index: () => CredentialIn
     clientAuthPrefix: compiled.clientAuthPrefix,
     environment: c.environment,
     failurePolicy: compiled.authFailurePolicy,
+    tunnelIdleMs: c.listen.websocket.idleTimeout,
     index,
   };
 }

@@ -22,7 +22,17 @@ export interface ScannedHeaders {
   /** The client's x-request-id, if sane. */
   readonly requestId: string | undefined;
   readonly forwardedFor: string | undefined;
-  readonly hasBody: boolean;
+  /** Set from the headers; the request path overrides it when the transport knows (HTTP/2 END_STREAM). */
+  hasBody: boolean;
+}
+
+/** A WebSocket tunnel, as audit records it when it closes (forward/tunnel.ts fills it in). */
+export interface TunnelStats {
+  /** Bytes after the 101, frame headers included, each way. */
+  bytesFromClient: number;
+  bytesFromUpstream: number;
+  /** Who ended it: the side that sent the first Close frame or closed the connection, or keygate (idle, drain). */
+  closedBy: 'client' | 'upstream' | 'idle' | 'drain' | 'error' | undefined;
 }
 
 /** A route as the decision and the audit see it; its forwarder is compiled into its chain. */
@@ -84,6 +94,8 @@ export interface RequestContext {
    * line, which an upstream failing mid-body has already sent as 200.
    */
   answered?: KeygateError;
+  /** Set by the tunnel terminal once the upstream switched protocols. */
+  tunnel?: TunnelStats;
 }
 
 /** After the target stage: a normalized path and the route it takes. */

@@ -2,7 +2,7 @@
 // HTTP/2 stream, an upgraded connection. The pipeline, the problem writer, the forwarder and
 // audit speak only to this face; transport/ adapts each protocol to it. Header lists are flat
 // [name, value, name, value, …] arrays: what Node's fast paths take and give.
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 
 /** A bounded label: what the request speaks. */
@@ -25,6 +25,14 @@ export interface Exchange {
   readonly body: Readable;
   /** The client asked for `100 Continue` before it sends the body. */
   readonly expectsContinue: boolean;
+  /**
+   * Whether a body follows, when the transport knows it: HTTP/2 says so with END_STREAM on the
+   * request's HEADERS (a gRPC call has no content-length). Undefined on HTTP/1.1, where the
+   * headers say (content-length, transfer-encoding).
+   */
+  readonly hasBody?: boolean;
+  /** An HTTP/1.1 Upgrade (protocol `websocket`): the connection the tunnel terminal takes over. */
+  readonly upgrade?: UpgradeIo;
 
   /** Status already sent (0 before the head). */
   readonly statusCode: number;
@@ -38,8 +46,11 @@ export interface Exchange {
   respond(status: number, headers: readonly string[], body: string): void;
   /** Tells a client waiting on `Expect: 100-continue` to send its body. */
   sendContinue(): void;
-  /** The head of a streamed answer (the upstream's). */
-  writeHead(status: number, headers: readonly string[]): void;
+  /**
+   * The head of a streamed answer (the upstream's). `trailers`: the answer will end with
+   * trailers (gRPC), which HTTP/2 must know before the head goes out; HTTP/1.1 ignores it.
+   */
+  writeHead(status: number, headers: readonly string[], trailers?: boolean): void;
   /** Returns false when the client's buffer is full: wait for onDrain. */
   write(chunk: Uint8Array): boolean;
   onDrain(fn: () => void): void;
@@ -49,6 +60,19 @@ export interface Exchange {
   destroy(): void;
   /** Called once, when the exchange is over, complete or not. */
   onClose(fn: () => void): void;
+  /**
+   * A timer of the transport's own ran out (HTTP/2: the stream was idle too long, or the body
+   * did not arrive within the request timeout). The request path answers or cuts the exchange;
+   * `detail` says which limit it was. HTTP/1.1 has none: Node's parser enforces those there.
+   */
+  onExpire?(fn: (detail: string) => void): void;
+}
+
+/** The raw connection of an HTTP/1.1 Upgrade, for the tunnel once the upstream said 101. */
+export interface UpgradeIo {
+  readonly socket: Duplex;
+  /** Bytes the client sent after the request head, already read off the socket by the parser. */
+  readonly head: Buffer;
 }
 
 /** What a listener hands to the request path: one exchange, and the mode a dedicated port forces. */

@@ -26,8 +26,12 @@ export interface Stage<In extends RequestContext, Out extends RequestContext = I
 /** What a terminal reports back when it is done, for audit and metrics. */
 export type TerminalResult =
   | { readonly ok: true }
-  /** Answer with this error (an upstream failure); `reason` is the bounded metric label. */
-  | { readonly ok: false; readonly error: KeygateError; readonly reason: string }
+  /**
+   * Answer with this error (an upstream failure); `reason` is the bounded metric label.
+   * `inBand`: the terminal already told the client in the answer's own terms (gRPC trailers
+   * after a streamed head), so there is nothing left to write, only to record.
+   */
+  | { readonly ok: false; readonly error: KeygateError; readonly reason: string; readonly inBand?: boolean }
   /** The client left: nothing to answer. */
   | { readonly ok: false; readonly error?: undefined; readonly reason: 'client_closed' };
 

@@ -104,7 +104,10 @@ describe('/metrics', () => {
     expect(sample(text, 'keygate_requests_total', { account: '', auth: 'api-key', outcome: 'unauthenticated' })).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'keygate_requests_total', { account: 'svc-limited', auth: 'api-key', outcome: 'rate_limited' })).toBe(1);
     expect(sample(text, 'keygate_request_duration_seconds_count', { outcome: 'allowed' })).toBeGreaterThanOrEqual(1);
-    expect(text).toMatch(/^keygate_request_duration_seconds_bucket\{le="0\.005",outcome="allowed"\} \d+$/m);
+    expect(text).toMatch(/^keygate_request_duration_seconds_bucket\{le="0\.005",outcome="allowed",protocol="http\/1\.1"\} \d+$/m);
+    // The protocol is a label of its own, from a fixed set.
+    expect(sample(text, 'keygate_requests_total', { account: 'svc-observed', auth: 'api-key', outcome: 'allowed', protocol: 'http/1.1' })).toBeGreaterThanOrEqual(1);
+    expect(text).toContain('# TYPE keygate_open_tunnels gauge');
     expect(sample(text, 'keygate_auth_failures_total', { reason: 'token_malformed' })).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'keygate_rate_limited_total', { account: 'svc-limited' })).toBe(1);
     expect(sample(text, 'keygate_upstream_errors_total', { reason: 'refused' })).toBeGreaterThanOrEqual(1);

@@ -134,22 +134,21 @@ export function adminGet(port: number, path: string): Promise<{ status: number; 
 }
 
 /**
- * The value of one sample in Prometheus text format, or 0 when the series does not exist yet.
- * `labels` must list every label of the series (order does not matter).
+ * The value of a sample in Prometheus text format, or 0 when the series does not exist yet:
+ * the sum over every series of `name` that carries all of `labels` (a series may have more,
+ * e.g. keygate_requests_total's `protocol`; list them to pick one).
  */
 export function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  const want = Object.entries(labels)
-    .map(([k, v]) => `${k}="${v}"`)
-    .sort()
-    .join(',');
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let sum = 0;
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m || m[1] !== name) continue;
-    const got = (m[2] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? [];
-    if (got.sort().join(',') === want) return Number(m[3]);
+    const got = new Set((m[2] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []);
+    if (want.every((w) => got.has(w))) sum += Number(m[3]);
   }
-  return 0;
+  return sum;
 }
 
 /** Replaces `file` in one rename, as editors and config management do. */

@@ -9,6 +9,7 @@ const base: RequestAudit = {
   credential: 'tok_abc',
   auth: 'api-key',
   method: 'GET',
+  protocol: 'h2',
   host: 'api.test',
   path: '/api/items/1',
   status: 200,
@@ -26,6 +27,19 @@ describe('requestLine', () => {
     expect(line.indexOf('\n')).toBe(line.length - 1);
     expect(JSON.parse(line)).toEqual({ time: TIME, event: 'request', ...base, route: 1 });
     expect(Object.keys(JSON.parse(line)).slice(0, 2)).toEqual(['time', 'event']);
+  });
+
+  it('names the protocol, http/1.1 when the writer did not say (parser refusals)', () => {
+    const { protocol: _, ...withoutProtocol } = base;
+    expect(JSON.parse(requestLine(withoutProtocol, TIME)).protocol).toBe('http/1.1');
+    expect(JSON.parse(requestLine(base, TIME)).protocol).toBe('h2');
+  });
+
+  it('carries a tunnel\'s byte counts and who closed it, and leaves them out otherwise', () => {
+    const line = JSON.parse(requestLine({ ...base, protocol: 'websocket', status: 101, bytesFromClient: 12, bytesFromUpstream: 34, closedBy: 'client' }, TIME));
+    expect(line).toMatchObject({ protocol: 'websocket', status: 101, bytesFromClient: 12, bytesFromUpstream: 34, closedBy: 'client' });
+    const plain = JSON.parse(requestLine(base, TIME));
+    expect(['bytesFromClient', 'bytesFromUpstream', 'closedBy'].filter((k) => k in plain)).toEqual([]);
   });
 
   it('writes null for an unknown caller and leaves out absent route and warning', () => {

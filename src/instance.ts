@@ -28,7 +28,7 @@ import { createStreamRefuser } from './listener/stream-refusals.js';
 import { TlsMaterialError } from './listener/tls-material.js';
 import type { TlsSources } from './listener/tls-sources.js';
 import { createAuditSink, type AuditSink } from './observe/audit.js';
-import { exportCertificateExpiry, exportCredentialExpiry } from './observe/inventory-metrics.js';
+import { CredentialExpiry, exportCertificateExpiry } from './observe/inventory-metrics.js';
 import { createLogger, type Logger } from './observe/logger.js';
 import { KeygateMetrics } from './observe/metrics.js';
 import { compilePipeline, type CompiledPipeline } from './pipeline/compile.js';
@@ -134,11 +134,13 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     audit.event({ event: 'config.reloaded', actor: 'keygate', target: source, trigger });
   };
 
+  const expiryMetrics = new CredentialExpiry(metrics);
   const opening = Inventory.open(store, () => compiled, {
-    applied: (what, index) => {
+    applied: (what, index, touched) => {
       metrics.storeReloads.labels('success').inc();
       metrics.configReloads.labels('success').inc();
-      exportCredentialExpiry(metrics, index);
+      if (touched) expiryMetrics.some(index, touched);
+      else expiryMetrics.all(index);
       const size = index.size;
       logger.info({ change: what, accounts: size.accounts, tokens: size.tokens, certificates: size.certificates }, 'credentials reloaded');
     },
@@ -203,7 +205,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   };
   for (const [source, e] of composeErrors) logger.warn({ source, err: (e as Error).message }, 'TLS material could not be composed');
   useTls(tls);
-  exportCredentialExpiry(metrics, index());
+  expiryMetrics.all(index());
 
   // Reloads of keygate.yaml run one at a time, in order; a throw is a rejected reload, logged
   // and counted, never an unhandled rejection.
@@ -248,7 +250,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     // A logger keygate made itself follows log.level; one passed in belongs to the caller.
     if (!opts.logger) logger.level = cfg.log.level;
     useTls(p.tls);
-    exportCredentialExpiry(metrics, index());
+    expiryMetrics.all(index());
     metrics.configReloads.labels('success').inc();
     accept('config', trigger);
     rewatch();
@@ -296,7 +298,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     now,
   };
   const adminServer = config.admin.enabled
-    ? createAdminServer(config.admin, { registry, isReady: () => ready && !draining, tls: tls.admin, api: opts.adminApi?.(adminContext) })
+    ? createAdminServer(config.admin, { registry, isReady: () => ready && !draining, storeUp: health && (() => health.isUp), tls: tls.admin, api: opts.adminApi?.(adminContext) })
     : undefined;
 
   let closed: Promise<void> | undefined;

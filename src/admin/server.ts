@@ -18,6 +18,12 @@ export type AdminApiHandler = (req: IncomingMessage, res: ServerResponse) => voi
 export interface AdminDeps {
   registry: Registry;
   isReady: () => boolean;
+  /**
+   * Whether the shared store answers (undefined: no shared store, or not known yet). Readiness
+   * does not depend on it — every replica shares the one Redis, so taking them all out of the
+   * balancer would help no one (docs/fleet.md) — but /readyz says it, beside the metric.
+   */
+  storeUp?: () => boolean | undefined;
   api?: AdminApiHandler;
   /** The admin listener's TLS options (identity + client trust), when admin.tls is set. */
   tls?: CertificateSource<{ readonly options: SecureContextOptions }>;
@@ -44,7 +50,11 @@ export function createAdminServer(config: KeygateConfig['admin'], deps: AdminDep
       return;
     }
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
-    if (path === '/readyz') return deps.isReady() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'not ready' });
+    if (path === '/readyz') {
+      const up = deps.storeUp?.();
+      const store = up === undefined ? {} : { store: up ? 'reachable' : 'unreachable' };
+      return deps.isReady() ? json(res, 200, { status: 'ready', ...store }) : json(res, 503, { status: 'not ready', ...store });
+    }
     if (path?.startsWith('/admin/') && deps.api) return deps.api(req, res);
     json(res, 404, { status: 404, title: 'Not found' });
   };

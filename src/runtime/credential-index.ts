@@ -6,7 +6,7 @@
 // never mutated, only replaced, so a request that already holds one keeps a consistent view.
 import { compareSpecificity } from '../matching/wildcard.js';
 import { compileUriPattern } from '../matching/uri-pattern.js';
-import { accountScopes } from '../store/check.js';
+import { accountScopes, type CheckedState } from '../store/check.js';
 import type { AccountRecord, CertBindingRecord, StoreChange, StoreData, TokenRecord } from '../store/types.js';
 import type { AccountEntry, CredentialIndex, Principal, UriPatternEntry } from '../vocabulary/principal.js';
 import type { CompiledConfig } from './compile.js';
@@ -22,7 +22,13 @@ function minOrNull(a: number | null, b: number | null): number | null {
   return Math.min(a, b);
 }
 
-export class LiveIndex implements CredentialIndex {
+/** What one apply() touched: the accounts changed and every credential whose entry was rebuilt or removed. */
+export interface Touched {
+  accounts: Set<string>;
+  credentials: Set<string>;
+}
+
+export class LiveIndex implements CredentialIndex, CheckedState {
   readonly tokensByHash = new Map<string, Principal>();
   readonly byId = new Map<string, Principal>();
   readonly accounts = new Map<string, AccountEntry>();
@@ -37,6 +43,11 @@ export class LiveIndex implements CredentialIndex {
   private readonly certRecords = new Map<string, CertBindingRecord>();
   /** Credential ids by account: what an account change has to re-resolve. */
   private readonly credentialsOf = new Map<string, Set<string>>();
+  /** For the cross-checks of a change (store/check.ts changesPass): names by lowercased name, bindings by match:value. */
+  private readonly lowerNames = new Map<string, string>();
+  private readonly bindingKeys = new Map<string, string>();
+  /** Filled while apply() runs. */
+  private touched: Touched | undefined;
   private snapshotCache: StoreData | undefined;
 
   private constructor(private readonly compiled: CompiledConfig) {}
@@ -56,29 +67,67 @@ export class LiveIndex implements CredentialIndex {
     return { accounts: this.accountRecords.size, tokens: this.tokenRecords.size, certificates: this.certRecords.size };
   }
 
-  /** Applies changes in order (accounts before the credentials that name them, as diffStoreData orders them). */
-  apply(changes: readonly StoreChange[]): void {
-    if (changes.length === 0) return;
+  /**
+   * Applies changes in order (accounts before the credentials that name them, as diffStoreData
+   * orders them); returns what it touched, for what is kept per credential elsewhere (metrics).
+   */
+  apply(changes: readonly StoreChange[]): Touched {
+    const touched: Touched = (this.touched = { accounts: new Set(), credentials: new Set() });
+    if (changes.length === 0) return touched;
     this.snapshotCache = undefined;
     let patterns = false;
     for (const c of changes) {
       if (c.kind === 'account') {
+        touched.accounts.add(c.op === 'put' ? c.record.name : c.key);
         if (c.op === 'put') this.putAccount(c.record);
         else this.deleteAccount(c.key);
         continue;
       }
       const id = c.op === 'put' ? c.record.id : c.key;
+      touched.credentials.add(id);
       patterns = this.removeCredential(id) || patterns;
-      if (c.op === 'delete') {
-        this.tokenRecords.delete(id);
-        this.certRecords.delete(id);
-        continue;
-      }
+      this.forgetRecord(id);
+      if (c.op === 'delete') continue;
       if (c.kind === 'token') this.tokenRecords.set(id, c.record);
-      else this.certRecords.set(id, c.record);
+      else {
+        this.certRecords.set(id, c.record);
+        this.bindingKeys.set(`${c.record.match}:${c.record.value}`, id);
+      }
       patterns = this.indexCredential(id) || patterns;
     }
     if (patterns) this.certURIPatterns.sort((a, b) => compareSpecificity(a.entry.binding!, b.entry.binding!));
+    this.touched = undefined;
+    return touched;
+  }
+
+  // ---- CheckedState: the accepted version, as changesPass asks about it ----
+
+  account(name: string): AccountRecord | undefined {
+    return this.accountRecords.get(name);
+  }
+
+  token(id: string): TokenRecord | undefined {
+    return this.tokenRecords.get(id);
+  }
+
+  certificate(id: string): CertBindingRecord | undefined {
+    return this.certRecords.get(id);
+  }
+
+  tokenWithHash(hash: string): string | undefined {
+    return this.tokensByHash.get(hash)?.id;
+  }
+
+  accountNamedLike(lowerName: string): string | undefined {
+    return this.lowerNames.get(lowerName);
+  }
+
+  bindingOf(key: string): string | undefined {
+    return this.bindingKeys.get(key);
+  }
+
+  credentialIdsOf(account: string): Iterable<string> {
+    return this.credentialsOf.get(account) ?? [];
   }
 
   /** The inventory as plain records (admin API reads, cross-checks), built once per version. */
@@ -97,12 +146,26 @@ export class LiveIndex implements CredentialIndex {
     return account ? this.principal('account', name, account, { scopes: null, policy: null }, false, null) : undefined;
   }
 
+  /** Drops the stored record of a credential (the entry is removeCredential's business). */
+  private forgetRecord(id: string): void {
+    this.tokenRecords.delete(id);
+    const c = this.certRecords.get(id);
+    if (!c) return;
+    this.certRecords.delete(id);
+    const key = `${c.match}:${c.value}`;
+    if (this.bindingKeys.get(key) === id) this.bindingKeys.delete(key);
+  }
+
   private putAccount(record: AccountRecord): void {
+    const previous = this.accountRecords.get(record.name);
+    if (previous && this.lowerNames.get(previous.name.toLowerCase()) === previous.name) this.lowerNames.delete(previous.name.toLowerCase());
+    this.lowerNames.set(record.name.toLowerCase(), record.name);
     this.accountRecords.set(record.name, record);
     this.accounts.set(record.name, { name: record.name, disabled: record.disabled, endMs: record.endDate ? endOfDayMs(record.endDate) : null, record });
     // Every credential of the account carries the account entry and its grant: re-resolve them.
     let patterns = false;
     for (const id of this.credentialsOf.get(record.name) ?? []) {
+      this.touched?.credentials.add(id);
       patterns = this.removeCredential(id, false) || patterns;
       patterns = this.indexCredential(id) || patterns;
     }
@@ -110,11 +173,12 @@ export class LiveIndex implements CredentialIndex {
   }
 
   private deleteAccount(name: string): void {
-    for (const id of this.credentialsOf.get(name) ?? []) {
+    for (const id of [...(this.credentialsOf.get(name) ?? [])]) {
+      this.touched?.credentials.add(id);
       this.removeCredential(id);
-      this.tokenRecords.delete(id);
-      this.certRecords.delete(id);
+      this.forgetRecord(id);
     }
+    if (this.lowerNames.get(name.toLowerCase()) === name) this.lowerNames.delete(name.toLowerCase());
     this.credentialsOf.delete(name);
     this.accountRecords.delete(name);
     this.accounts.delete(name);

@@ -4,26 +4,29 @@
 // against keygate.yaml as `keygate check`. A version that fails them is refused: the index
 // stays at the last version accepted, and the next version that passes is reached from there
 // by its difference, so a refused version never leaks into a later one.
+//
+// A change to an accepted version is checked incrementally (store/check.ts changesPass: the
+// changed records and what they touch), so that one revocation in an inventory of 100,000
+// costs what it changes; the whole version is checked only to refuse it (positioning the
+// problems) and while the index is behind a refused version.
 import { SourceError } from '../config/source.js';
-import { checkStoreData } from '../store/check.js';
+import { changesPass, checkStoreData } from '../store/check.js';
 import { applyChanges, diffStoreData } from '../store/diff.js';
-import type { CredentialStore, StoreData, StoreFollower, StoreProblem } from '../store/types.js';
+import type { CredentialStore, StoreChange, StoreData, StoreFollower, StoreProblem } from '../store/types.js';
 import type { CompiledConfig } from './compile.js';
-import { LiveIndex } from './credential-index.js';
+import { LiveIndex, type Touched } from './credential-index.js';
 
 export interface InventoryEvents {
-  /** A snapshot or a batch of changes was applied. */
-  applied(what: string, index: LiveIndex): void;
+  /** A snapshot or a batch of changes was applied; `touched` is set for changes applied in place. */
+  applied(what: string, index: LiveIndex, touched?: Touched): void;
   rejected(problems: readonly StoreProblem[]): void;
   /** The store became reachable or unreachable (shared stores). */
   status?(up: boolean, detail?: string): void;
 }
 
 export class Inventory {
-  /** The store's version as delivered, accepted or not. */
-  private stored: StoreData;
-  /** True while the index is behind `stored` because a version was refused. */
-  private behind = false;
+  /** The store's version as delivered, while it was refused (the index is behind it); else undefined: the index's own. */
+  private stored: StoreData | undefined;
 
   private constructor(
     private current: LiveIndex,
@@ -31,9 +34,7 @@ export class Inventory {
     private readonly store: CredentialStore,
     private readonly compiled: () => CompiledConfig,
     private readonly events: InventoryEvents,
-  ) {
-    this.stored = current.snapshot();
-  }
+  ) {}
 
   get index(): LiveIndex {
     return this.current;
@@ -57,7 +58,7 @@ export class Inventory {
           inventory = new Inventory(LiveIndex.build(compiled(), data), follower, store, compiled, events);
           resolve(inventory);
         },
-        onChanges: (changes) => inventory?.received(applyChanges(inventory.stored, changes), `${changes.length} change(s)`, changes),
+        onChanges: (changes) => inventory?.changed(changes),
         onRejected: (problems) => {
           if (inventory) return events.rejected(problems);
           follower.stop();
@@ -68,19 +69,31 @@ export class Inventory {
     });
   }
 
-  private received(next: StoreData, what: string, changes?: Parameters<LiveIndex['apply']>[0]): void {
-    this.stored = next;
+  private changed(changes: readonly StoreChange[]): void {
+    const what = `${changes.length} change(s)`;
+    if (this.stored === undefined && changesPass(this.current, changes, this.compiled().config)) {
+      this.events.applied(what, this.current, this.current.apply(changes));
+      return;
+    }
+    this.received(applyChanges(this.stored ?? this.current.snapshot(), changes), what, changes);
+  }
+
+  /** The whole version checked: a snapshot, a version to refuse, or one after a refused one. */
+  private received(next: StoreData, what: string, changes?: readonly StoreChange[]): void {
     const problems = checkStoreData(next, this.compiled().config);
     if (problems.length) {
-      this.behind = true;
+      this.stored = next;
       this.events.rejected(this.store.locate(problems));
       return;
     }
-    if (changes && !this.behind) this.current.apply(changes);
-    else if (what === 'snapshot') this.current = LiveIndex.build(this.compiled(), next);
-    else this.current.apply(diffStoreData(this.current.snapshot(), next));
-    this.behind = false;
-    this.events.applied(what, this.current);
+    const behind = this.stored !== undefined;
+    this.stored = undefined;
+    if (what === 'snapshot') {
+      this.current = LiveIndex.build(this.compiled(), next);
+      this.events.applied(what, this.current);
+    } else {
+      this.events.applied(what, this.current, this.current.apply(changes && !behind ? changes : diffStoreData(this.current.snapshot(), next)));
+    }
   }
 
   /** The accepted data indexed against a new config (after a reload the caller checked it for). */

@@ -3,12 +3,13 @@
 // asserted on the rendered objects: hardened pods, probes on the admin port, a grace period
 // longer than preStop + drain, a PodDisruptionBudget and a NetworkPolicy that cover the pods,
 // the admin port closed to all but the monitoring namespace, and a keygate.yaml that
-// `keygate check` accepts with the files laid out exactly where the pod mounts them.
+// `keygate check` accepts with the files laid out exactly where the pod mounts them (for the
+// fleet overlays, against a Redis it reaches: check reads the inventory through the connection).
 //
 // The schemas check types, enums, formats and required fields, not unknown field names: a
 // misspelt field would pass them, so each field that matters is asserted by name below.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,12 +23,15 @@ import { loadConfig } from '../../src/config/load.js';
 import type { KeygateConfig } from '../../src/config/schema.js';
 import { BIN } from '../helpers/harness.js';
 import { mintCa, mintServer } from '../helpers/pki.js';
+import { deletePrefix, freePort, testPrefix } from '../store/redis-support.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const KUBE = join(ROOT, 'deploy/kubernetes');
 const OVERLAYS = readdirSync(join(KUBE, 'overlays')).sort();
 /** Stands in for the Secret keygate-redis in `keygate check`; a database the other tests leave alone. */
 const REDIS_URL = 'redis://127.0.0.1:6379/15';
+/** The fleet configs' `prefix: "keygate:"` is replaced by one of this run's own (check only reads, but be sure). */
+const PREFIX = testPrefix();
 
 // Rendered manifests are untyped YAML: `any` below is deliberate.
 type K8s = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any; data?: Record<string, string> };
@@ -93,8 +97,9 @@ beforeAll(async () => {
 });
 
 const temps: string[] = [];
-afterAll(() => {
+afterAll(async () => {
   for (const t of temps) rmSync(t, { recursive: true, force: true });
+  await deletePrefix(PREFIX, REDIS_URL);
 });
 
 /**
@@ -155,11 +160,19 @@ function loadRenderedConfig(objects: K8s[]): { config: KeygateConfig; root: stri
   return { config: loaded!.config, root };
 }
 
-function check(objects: K8s[], opts: { skipVolume?: string } = {}) {
+/** `keygate check` on the laid-out config; `redisUrl` replaces the Secret's URL (a Redis that does not answer). */
+function check(objects: K8s[], opts: { skipVolume?: string; redisUrl?: string } = {}) {
   const { root, env } = layOut(objects, opts);
   const file = configPath(objects, root);
+  const text = readFileSync(file, 'utf8');
+  if (/^\s+redis:/m.test(text)) {
+    const own = text.replace(/prefix: "keygate:"/, `prefix: "${PREFIX}"`);
+    expect(own, 'the fleet config names its prefix').not.toBe(text);
+    writeFileSync(file, own);
+  }
+  if (opts.redisUrl) env.KEYGATE_REDIS_URL = opts.redisUrl;
   const r = spawnSync(process.execPath, [BIN, 'check', '-c', file], { env, encoding: 'utf8', timeout: 30_000 });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+  return { code: r.status, out: `${r.stdout}${r.stderr}`, onRedis: text !== readFileSync(file, 'utf8') };
 }
 
 describe('kubernetes-models validation', () => {
@@ -266,23 +279,21 @@ describe.each(OVERLAYS)('overlay %s', (overlay) => {
     expect(admin[0]!.from).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
   });
 
-  it('ships a keygate.yaml that `keygate check` accepts with the files where the pod mounts them', () => {
+  it('ships a keygate.yaml that `keygate check` accepts with the files where the pod mounts them', async () => {
     const objects = render(overlay);
     const r = check(objects);
-    if (r.code !== 0) {
-      // Until the Redis store lands (the fleet issue), check refuses store.redis by design;
-      // that must then be the only problem.
-      const problems = r.out.split('\n').filter((l) => /^\S+:\d+:\d+: /.test(l));
-      expect(problems.length, r.out).toBeGreaterThan(0);
-      for (const p of problems) expect(p).toContain('the Redis store is not available in this version');
-      console.info(`kustomize ${overlay}: keygate check accepts everything but store.redis, which this build does not run yet`);
-    } else {
-      expect(r.out).toMatch(/: ok — /);
-    }
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/: ok — /);
     // Refused twin: without the client CA's mount, the config names a file that is not there.
     const missing = check(objects, { skipVolume: 'client-ca' });
-    expect(missing.code).toBe(1);
+    expect(missing.code).not.toBe(0);
     expect(missing.out).toContain('client-ca/ca.crt');
+    // And for a fleet, a Redis that does not answer is a problem check reports.
+    if (r.onRedis) {
+      const down = check(objects, { redisUrl: `redis://127.0.0.1:${await freePort()}/0` });
+      expect(down.code).not.toBe(0);
+      expect(down.out).toMatch(/cannot read the credential store: redis 127\.0\.0\.1:\d+\/0: not reachable/);
+    }
   }, 40_000);
 });
 

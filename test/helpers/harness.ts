@@ -31,13 +31,20 @@ export interface TestEnv {
   configFile: string;
   credentialsFile: string;
   auditFile: string;
-  /** Writes keygate.yaml: the defaults deep-merged with `overrides` (arrays are replaced). */
-  writeConfig(overrides?: ConfigObject): ConfigObject;
+  /**
+   * Writes keygate.yaml (or `file`, a second config in the same folder): the defaults
+   * deep-merged with `overrides` (arrays are replaced; a key set to undefined is left out).
+   */
+  writeConfig(overrides?: ConfigObject, file?: string): ConfigObject;
   cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string }): Promise<CliResult>;
   /** Creates an account (if missing) and a token through the CLI; returns the secret and id. */
   token(account: string, opts?: { scopes?: string[]; roles?: string[]; tokenScopes?: string[]; expires?: string; policy?: string; label?: string }): Promise<{ secret: string; id: string }>;
   startInProcess(opts?: { now?: () => number }): Promise<InProcessProxy>;
-  startChild(opts?: { env?: NodeJS.ProcessEnv }): Promise<ChildProxy>;
+  /**
+   * The built binary on keygate.yaml, or on `configFile`; call it N times for N replicas of one
+   * config. `readyTimeoutMs` (default 15 s) bounds the wait for "keygate listening".
+   */
+  startChild(opts?: { env?: NodeJS.ProcessEnv; configFile?: string; readyTimeoutMs?: number }): Promise<ChildProxy>;
   cleanup(): Promise<void>;
 }
 
@@ -107,6 +114,7 @@ export async function createTestEnv(): Promise<TestEnv> {
   const upstream = await startEchoUpstream();
   const configFile = join(dir, 'keygate.yaml');
   const children: ChildProxy[] = [];
+  const starting = new Set<ChildProcess>();
   const inProcess: InProcessProxy[] = [];
 
   const defaults = (): ConfigObject => ({
@@ -140,9 +148,9 @@ export async function createTestEnv(): Promise<TestEnv> {
     configFile,
     credentialsFile: join(dir, 'credentials.yaml'),
     auditFile: join(dir, 'audit.log'),
-    writeConfig(overrides = {}) {
+    writeConfig(overrides = {}, file = configFile) {
       const cfg = deepMerge(defaults(), overrides);
-      writeFileSync(configFile, stringify(cfg));
+      writeFileSync(file, stringify(cfg));
       return cfg;
     },
     cli: (args, opts = {}) => runCli([...args, '-c', configFile], opts),
@@ -174,12 +182,17 @@ export async function createTestEnv(): Promise<TestEnv> {
       return p;
     },
     async startChild(opts = {}) {
-      const child = spawn(process.execPath, [BIN, 'serve', '-c', configFile], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, 'serve', '-c', opts.configFile ?? configFile], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout!.on('data', (d: Buffer) => (out += d));
       const ready = new Promise<{ https: string; admin?: string; clientAuth?: string }>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`keygate did not start within 15 s:\n${err}`)), 15_000);
+        const bound = opts.readyTimeoutMs ?? 15_000;
+        const timer = setTimeout(() => {
+          // Not left running: nothing else would stop a child that never said it listens.
+          child.kill('SIGKILL');
+          reject(new Error(`keygate did not start within ${bound / 1000} s:\n${err}`));
+        }, bound);
         child.stderr!.on('data', (d: Buffer) => {
           err += d;
           for (const line of err.split('\n')) {
@@ -193,7 +206,10 @@ export async function createTestEnv(): Promise<TestEnv> {
           reject(new Error(`keygate exited with ${code} before listening:\n${err}`));
         });
       });
-      const addr = await ready;
+      // Tracked from the start, so that cleanup() also stops one still starting (a set-up that
+      // gave up on its siblings).
+      starting.add(child);
+      const addr = await ready.finally(() => starting.delete(child));
       const portOf = (a?: string) => (a ? Number(a.slice(a.lastIndexOf(':') + 1)) : 0);
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       const p: ChildProxy = {
@@ -216,6 +232,7 @@ export async function createTestEnv(): Promise<TestEnv> {
       return p;
     },
     async cleanup() {
+      for (const c of starting) c.kill('SIGKILL');
       await Promise.all(children.map((c) => c.stop('SIGKILL', 2_000)));
       await Promise.all(inProcess.map((p) => p.close()));
       await upstream.close();

@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type { RedisConfig } from '../../config/schema.js';
 import type { Logger } from 'pino';
 import { describePath } from '../../config/validate.js';
+import { KeygateFault } from '../../errors/fault.js';
 import type { CredentialStore, DataProblem, StoreChange, StoreData, StoreFeed, StoreFollower, StoreProblem, UsageMap } from '../types.js';
 import { connect, describeRedis, disconnect, whenReady } from './client.js';
 import { Wakeups } from './feed.js';
@@ -38,11 +39,27 @@ const LOG_INLINE_BYTES = 1_000_000;
 /** Attempts of one update against concurrent writers before giving up. */
 const UPDATE_ATTEMPTS = 64;
 
-export class RedisUpdateConflict extends Error {
+/** Too many writers at once for too long: as busy as unavailable, and as worth retrying. */
+export class RedisUpdateConflict extends KeygateFault {
   constructor(attempts: number) {
-    super(`the inventory kept changing under this update (${attempts} attempts); try again`);
-    this.name = 'RedisUpdateConflict';
+    super('KG_ERR_STORE_UNAVAILABLE', `the inventory kept changing under this update (${attempts} attempts); try again`, { 'retry-after': '1' });
   }
+}
+
+/**
+ * Redis could not be reached or did not answer: an expected condition, not a bug — the admin API
+ * answers 503 KG_ERR_STORE_UNAVAILABLE with Retry-After, the CLI one line naming the store.
+ */
+export class RedisUnavailable extends KeygateFault {
+  constructor(description: string, cause: unknown) {
+    const text = errorText(cause);
+    super('KG_ERR_STORE_UNAVAILABLE', text.startsWith(description) ? text : `${description}: ${text}`, { 'retry-after': '1' });
+  }
+}
+
+/** Faults (a refused operation, a conflict) pass through; anything else from Redis is unavailability. */
+function asFault(description: string, err: unknown): unknown {
+  return err instanceof KeygateFault ? err : new RedisUnavailable(description, err);
 }
 
 export class RedisStore implements CredentialStore {
@@ -217,10 +234,12 @@ export class RedisStore implements CredentialStore {
     if (this.client.status !== 'ready') {
       await whenReady(this.client, this.config.connectTimeout, this.description).catch((err: unknown) => {
         this.health.failed(op, err);
-        throw err;
+        throw asFault(this.description, err);
       });
     }
-    return this.enqueue(() => this.syncLocked(op));
+    return this.enqueue(() => this.syncLocked(op)).catch((err: unknown) => {
+      throw asFault(this.description, err);
+    });
   }
 
   /** A sync for a wake-up: coalesced, so that a burst of notifications costs one catch-up. */
@@ -326,8 +345,10 @@ export class RedisStore implements CredentialStore {
         return status === 0 ? undefined : { revision: Number(rev), epoch: newEpoch };
       } catch (err) {
         this.health.failed('update', err);
-        if (tries >= 3 || this.closed) throw err;
-        await whenReady(this.client, this.config.connectTimeout, this.description);
+        if (tries >= 3 || this.closed) throw asFault(this.description, err);
+        await whenReady(this.client, this.config.connectTimeout, this.description).catch((e: unknown) => {
+          throw asFault(this.description, e);
+        });
       }
     }
   }
@@ -379,7 +400,7 @@ export class RedisStore implements CredentialStore {
       return out;
     } catch (err) {
       this.health.failed(op, err);
-      throw err;
+      throw asFault(this.description, err);
     }
   }
 }

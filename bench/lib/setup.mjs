@@ -33,7 +33,7 @@ export async function mintPki(distDir, dir) {
 }
 
 /** keygate.yaml for the benchmark. Ports are 0 (the kernel picks); everything binds 127.0.0.1. */
-export function benchConfig({ upstreamPort, auditFile }) {
+export function benchConfig({ upstreamPort, auditFile, workers = 1 }) {
   const upstream = `http://127.0.0.1:${upstreamPort}`;
   return `# Written by bench/run.mjs for one benchmark run.
 listen:
@@ -61,6 +61,7 @@ authFailures: { rate: 1000/s, burst: 1000 }
 store: { file: credentials.yaml }
 audit: { output: "${auditFile}" }
 shutdown: { drainTimeout: 2s }
+workers: ${workers}
 `;
 }
 

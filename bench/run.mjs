@@ -18,7 +18,9 @@
 // requests in flight between them), PIN=auto|on|off (auto: pin when taskset exists and there are 2+ CPUs),
 // KEYGATE_CPUS=0, LOADGEN_CPUS=1 (taskset lists; the upstream shares the load generator's),
 // KEEP=1 (keep the temp folder: config, audit log, keygate's log), CPU_PROF=1 (run keygate
-// under --cpu-prof; the .cpuprofile is copied to bench/results/).
+// under --cpu-prof; the .cpuprofile is copied to bench/results/), WORKERS=1 (keygate.yaml's
+// `workers`; with more than one, PIN=auto does not pin — a pinned supervisor would pin every
+// worker to its one CPU — and keygate's CPU is summed over the supervisor and its workers).
 // Everything listens on 127.0.0.1 with ports the kernel picked, every child process is
 // stopped on exit, error or Ctrl-C, and every load run is bounded in time.
 import { createReadStream, createWriteStream, existsSync, readFileSync } from 'node:fs';
@@ -29,7 +31,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds, hasProcStat, killAllNow, memoryMiB, start, stop, stopAll, taskset, waitExit, waitForLine } from './lib/proc.mjs';
+import { cpuSeconds, hasProcStat, killAllNow, start, stop, stopAll, taskset, treeCpuSeconds, treeMemoryMiB, waitExit, waitForLine } from './lib/proc.mjs';
 import { ACCOUNT, BENCH_PATH, CLIENT_CN, DENIED_PATH, GRPC_PATH, benchConfig, createCredentials, mintPki } from './lib/setup.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -70,13 +72,14 @@ const knobs = {
   loadgenCpus: env.LOADGEN_CPUS ?? '1',
   keep: env.KEEP === '1',
   cpuProf: env.CPU_PROF === '1',
+  workers: int('WORKERS', 1, 1, 64),
 };
 const onPath = (bin) => (env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, bin)));
 if (!['auto', 'autocannon', 'wrk'].includes(knobs.loadgen)) fail('LOADGEN is auto, autocannon or wrk');
 if (!['auto', 'on', 'off'].includes(knobs.pin)) fail('PIN is auto, on or off');
 if (knobs.loadgen === 'auto') knobs.loadgen = onPath('wrk') ? 'wrk' : 'autocannon';
 if (knobs.loadgen === 'wrk' && !onPath('wrk')) fail('LOADGEN=wrk but wrk is not on PATH (apt-get install wrk), or use LOADGEN=autocannon');
-const pinning = knobs.pin === 'on' || (knobs.pin === 'auto' && availableParallelism() >= 2 && taskset() !== null);
+const pinning = knobs.pin === 'on' || (knobs.pin === 'auto' && knobs.workers === 1 && availableParallelism() >= 2 && taskset() !== null);
 if (knobs.pin === 'on' && !taskset()) fail('PIN=on needs taskset (util-linux)');
 if (!hasProcStat()) fail('this benchmark reads /proc/<pid>/stat: Linux only');
 if (!existsSync(CLI)) fail(`${CLI} is missing: run npm run build (npm run bench does)`);
@@ -263,7 +266,7 @@ async function main() {
     grpcUpstream.stderr.resume();
   }
 
-  await writeFile(configFile, benchConfig({ upstreamPort, auditFile, grpcPort }));
+  await writeFile(configFile, benchConfig({ upstreamPort, auditFile, grpcPort, workers: knobs.workers }));
   const creds = await createCredentials(CLI, configFile, join(tmp, 'credentials.yaml'));
   log(`account "${ACCOUNT}" with token ${creds.tokenId}; CN=${CLIENT_CN} bound via ${creds.bindVia === 'cli' ? '`keygate cert bind`' : 'the credential file (no `cert bind` in this build)'}`);
 
@@ -371,10 +374,12 @@ async function main() {
     for (let k = 0; k < targets.length; k++) {
       // Rotate the start so no target always runs right after the same one.
       const t = targets[(k + round - 1) % targets.length];
-      const kg0 = cpuSeconds(kg.pid);
+      const kg0 = treeCpuSeconds(kg.pid);
+      const sup0 = cpuSeconds(kg.pid);
       const up0 = cpuSeconds(upstream.pid);
       const res = await loadRun(t, knobs.duration);
-      const kg1 = cpuSeconds(kg.pid);
+      const kg1 = treeCpuSeconds(kg.pid);
+      const sup1 = cpuSeconds(kg.pid);
       const up1 = cpuSeconds(upstream.pid);
       const row = {
         round,
@@ -391,6 +396,8 @@ async function main() {
         non2xx: res.non2xx ?? 0,
         keygateCpuUsPerReq: t.proxied && res.requests ? ((kg1 - kg0) * 1e6) / res.requests : null,
         keygateUtilPct: t.proxied ? ((kg1 - kg0) / res.durationS) * 100 : null,
+        // With workers: the supervisor's part (connection hand-off, audit relay, lease grants).
+        supervisorCpuUsPerReq: t.proxied && knobs.workers > 1 && res.requests ? ((sup1 - sup0) * 1e6) / res.requests : null,
         upstreamCpuUsPerReq: res.requests ? ((up1 - up0) * 1e6) / res.requests : null,
         statuses: res.statuses,
       };
@@ -409,8 +416,8 @@ async function main() {
   const allowed = metricSum(metricsText, 'keygate_requests_total', 'outcome="allowed"');
   const sentToKeygate = runs.filter((x) => x.target !== 'direct').reduce((a, x) => a + x.requests, 0);
   // Stop keygate first: a drain flushes the audit log, so the line count below is complete.
-  const kgCpuTotal = cpuSeconds(kg.pid);
-  const kgMem = memoryMiB(kg.pid);
+  const kgCpuTotal = treeCpuSeconds(kg.pid);
+  const kgMem = treeMemoryMiB(kg.pid);
   await stop(kg, 8000);
   await new Promise((res) => kgLog.end(res));
   const audit = await countAuditLines(auditFile);
@@ -432,6 +439,7 @@ async function main() {
       keygateCpuUsPerReq: t.proxied ? median(rs.map((x) => x.keygateCpuUsPerReq)) : null,
       keygateCpuSpread: t.proxied ? spread(rs.map((x) => x.keygateCpuUsPerReq)) : null,
       keygateUtilPct: t.proxied ? median(rs.map((x) => x.keygateUtilPct)) : null,
+      supervisorCpuUsPerReq: t.proxied && knobs.workers > 1 ? median(rs.map((x) => x.supervisorCpuUsPerReq)) : null,
       upstreamCpuUsPerReq: median(rs.map((x) => x.upstreamCpuUsPerReq)),
     };
   });
@@ -452,7 +460,7 @@ async function main() {
   const loadAfter = loadavg();
   const lines = [];
   lines.push('');
-  lines.push(`keygate bench: ${knobs.rounds} rounds x ${knobs.duration}s, ${knobs.connections} connections, ${pinning ? `keygate pinned to CPU ${knobs.keygateCpus}, upstream+loadgen to CPU ${knobs.loadgenCpus}` : 'unpinned'}`);
+  lines.push(`keygate bench: workers ${knobs.workers}, ${knobs.rounds} rounds x ${knobs.duration}s, ${knobs.connections} connections, ${pinning ? `keygate pinned to CPU ${knobs.keygateCpus}, upstream+loadgen to CPU ${knobs.loadgenCpus}` : 'unpinned'}`);
   lines.push(`host: ${cpus().length} CPUs (${cpus()[0]?.model?.trim() ?? '?'}), node ${process.version}, load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadAfter.map((x) => x.toFixed(2)).join(' ')}`);
   lines.push('');
   lines.push(`${pad('target', 27, true)} ${pad('loadgen', 10, true)} ${pad('req/s', 8)} ${pad('spread', 6)} ${pad('p50 ms', 7)} ${pad('p99 ms', 7)} ${pad('err/non2xx', 10)} ${pad('x direct', 8)} ${pad('kg CPU µs/req', 13)} ${pad('kg util', 7)}`);
@@ -465,7 +473,8 @@ async function main() {
   lines.push('req/s, p50, p99, kg CPU: medians over rounds; spread = (max-min)/median of req/s; x direct = req/s ratio to the direct upstream.');
   lines.push('kg CPU µs/req = keygate utime+stime (/proc) / requests: compare this across machines and runs; req/s only within one run.');
   if (summary.some((s) => s.loadgen !== summary[0].loadgen)) lines.push('note: rows are driven by different load generators (wrk cannot present a client certificate; the h2 and grpc rows use Node clients of their own), so compare CPU µs/req across them, not req/s.');
-  lines.push(`keygate memory: peak RSS ${fmt(kgMem.peak)} MiB, ${fmt(kgMem.current)} MiB at the end; ${fmt(kgCpuTotal, 1)} s of CPU in all`);
+  for (const s of summary) if (s.supervisorCpuUsPerReq !== null) lines.push(`${s.target}: of the ${fmt(s.keygateCpuUsPerReq, 1)} kg CPU µs/req, the supervisor spent ${fmt(s.supervisorCpuUsPerReq, 1)} (connection hand-off, audit relay, lease grants); the rest is the ${knobs.workers} workers`);
+  lines.push(`keygate memory (supervisor and workers together): peak RSS ${fmt(kgMem.peak)} MiB, ${fmt(kgMem.current)} MiB at the end; ${fmt(kgCpuTotal, 1)} s of CPU in all`);
   lines.push(`cross-check: keygate counted ${allowed} allowed requests in keygate_requests_total (load runs sent ${sentToKeygate} + warm-ups + checks); audit log ${audit.requests} request lines, ${fmt(audit.bytes / Math.max(1, audit.requests))} bytes/line`);
   if (audit.invalid) lines.push(`WARNING: ${audit.invalid} of ${audit.parsed} audit lines checked are not JSON, e.g. ${audit.example}`);
   const bad = summary.filter((s) => s.errors + s.non2xx > 0);

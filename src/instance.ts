@@ -44,6 +44,7 @@ import { checkStoreData } from './store/check.js';
 import { createStore, sharedStoreHealth } from './store/factory.js';
 import type { CredentialStore } from './store/types.js';
 import { UsageTracker } from './store/usage-tracker.js';
+import type { RateLimiter } from './vocabulary/limits.js';
 import type { CredentialIndex } from './vocabulary/principal.js';
 
 export interface StartOptions {
@@ -55,6 +56,25 @@ export interface StartOptions {
   now?: () => number;
   /** Mounts the admin API on the admin listener (see admin/api.ts). */
   adminApi?: (ctx: AdminApiContext) => AdminApiHandler;
+  /** In a worker process (workers > 1): its slot number, carried by its log lines. */
+  worker?: number;
+  /** The limiter without store.redis, and Redis's failMode-open fallback. Default: in this process's memory (a worker passes the coordinator's). */
+  limiter?: RateLimiter;
+  /** The admin listener of a worker process (workers/worker.ts). */
+  adminListener?: AdminListenerOptions;
+}
+
+export interface AdminListenerOptions {
+  /** Whether this process opens it (admin.enabled still applies): one worker does. */
+  enabled: boolean;
+  /** Bound instead of admin.port: a replaced worker keeps the port the first one got for 0. */
+  port?: number;
+  /** The /metrics text, instead of this instance's registry: the whole cluster's. */
+  metrics?: () => Promise<string>;
+  /** Also needed for /readyz 200: every worker is ready. */
+  isReady?: () => boolean;
+  /** Awaited by drain() once in-flight requests are done, before anything closes: /readyz keeps answering 503 until every worker has drained. */
+  beforeClose?: () => Promise<void>;
 }
 
 export interface KeygateInstance {
@@ -112,7 +132,8 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   let compiled: CompiledConfig = prepared.compiled;
   let tls: TlsSources = prepared.tls;
   const config = loaded.config;
-  const logger = opts.logger ?? createLogger(config.log.level);
+  const own = opts.logger ?? createLogger(config.log.level);
+  const logger = opts.worker === undefined ? own : own.child({ worker: opts.worker });
   const audit = opts.audit ?? createAuditSink(config.audit.output);
   const registry = opts.registry ?? new Registry();
   const metrics = new KeygateMetrics(registry);
@@ -159,7 +180,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   const usage = new UsageTracker(store, (err) => logger.warn({ err: (err as Error).message }, 'could not write last-use times'));
   await usage.load();
   usage.start(config.store.usageFlushInterval);
-  const limiter = createLimiter(config, { health, logger });
+  const limiter = createLimiter(config, { health, logger, local: opts.limiter });
   if (limiter instanceof RedisRateLimiter && !(await limiter.ready())) logger.warn({ store: store.description }, 'rate limits: Redis did not answer at start; failMode applies until it does');
   // Failed authentications are limited per replica: an attacker spraying one replica is slowed
   // there, without a Redis round trip for every guess.
@@ -297,9 +318,18 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     metrics,
     now,
   };
-  const adminServer = config.admin.enabled
-    ? createAdminServer(config.admin, { registry, isReady: () => ready && !draining, storeUp: health && (() => health.isUp), tls: tls.admin, api: opts.adminApi?.(adminContext) })
-    : undefined;
+  const adminOpts = opts.adminListener;
+  const adminServer =
+    config.admin.enabled && (adminOpts?.enabled ?? true)
+      ? createAdminServer(config.admin, {
+          registry,
+          metrics: adminOpts?.metrics,
+          isReady: () => ready && !draining && (adminOpts?.isReady?.() ?? true),
+          storeUp: health && (() => health.isUp),
+          tls: tls.admin,
+          api: opts.adminApi?.(adminContext),
+        })
+      : undefined;
 
   let closed: Promise<void> | undefined;
   const closeAll = () =>
@@ -331,7 +361,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   try {
     httpsAddr = await listen(listeners.main, config.listen.port, config.listen.host);
     if (listeners.clientAuth) clientAuthAddr = await listen(listeners.clientAuth, config.listen.clientAuth.port!, config.listen.host);
-    if (adminServer) adminAddr = await listen(adminServer, config.admin.port, config.admin.host);
+    if (adminServer) adminAddr = await listen(adminServer, adminOpts?.port ?? config.admin.port, config.admin.host);
   } catch (err) {
     await closeAll();
     throw err;
@@ -340,7 +370,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   metrics.ready.set(1);
   logger.info(
     { https: `${httpsAddr.address}:${httpsAddr.port}`, clientAuth: clientAuthAddr ? `${clientAuthAddr.address}:${clientAuthAddr.port}` : undefined, admin: adminAddr ? `${adminAddr.address}:${adminAddr.port}` : undefined, store: store.description },
-    'keygate listening',
+    opts.worker === undefined ? 'keygate listening' : 'worker listening',
   );
 
   return {
@@ -376,6 +406,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
       // A WebSocket tunnel is in flight until one side ends it; past the drain timeout keygate
       // does, with a Close 1001 to both sides (bounded), so their audit lines are written too.
       await tunnels.closeAll();
+      if (adminServer) await adminOpts?.beforeClose?.();
       await closeAll();
     },
     close: closeAll,

@@ -3,7 +3,7 @@
 // else. Also reads per-process CPU time from /proc, which is what the benchmark reports as
 // "CPU µs per request".
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
 
 /** @type {Set<import('node:child_process').ChildProcess>} */
 const children = new Set();
@@ -30,6 +30,50 @@ export function cpuSeconds(pid) {
   } catch {
     return NaN;
   }
+}
+
+/** `pid` and its descendants (Linux /proc/<pid>/task/<tid>/children), bounded in count. */
+export function processTree(pid, max = 256) {
+  const out = [];
+  const queue = [pid];
+  while (queue.length && out.length < max) {
+    const p = queue.shift();
+    out.push(p);
+    let tids = [];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        for (const c of readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8').trim().split(/\s+/)) if (c) queue.push(Number(c));
+      } catch {
+        // the thread or process is gone
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * utime+stime of a process and its live descendants (with `workers` > 1: the supervisor and
+ * every worker). A worker that has ended is no longer counted, so compare only runs in which
+ * none did.
+ */
+export function treeCpuSeconds(pid) {
+  return processTree(pid).reduce((sum, p) => sum + (cpuSeconds(p) || 0), 0);
+}
+
+/** Peak and current RSS summed over a process and its descendants, in MiB. */
+export function treeMemoryMiB(pid) {
+  return processTree(pid).reduce(
+    (acc, p) => {
+      const m = memoryMiB(p);
+      return { peak: acc.peak + (m.peak || 0), current: acc.current + (m.current || 0) };
+    },
+    { peak: 0, current: 0 },
+  );
 }
 
 /** Peak and current resident set size of a process in MiB (VmHWM, VmRSS), or NaN. */

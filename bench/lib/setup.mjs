@@ -39,7 +39,7 @@ export const GRPC_PATH = '/bench.Echo/Unary';
  * keygate.yaml for the benchmark. Ports are 0 (the kernel picks); everything binds 127.0.0.1.
  * With `grpcPort`, a route to the gRPC upstream over h2c and a scope for its method.
  */
-export function benchConfig({ upstreamPort, auditFile, grpcPort }) {
+export function benchConfig({ upstreamPort, auditFile, grpcPort, workers = 1 }) {
   const upstream = `http://127.0.0.1:${upstreamPort}`;
   const grpcRoute = grpcPort ? `\n  - { pathPrefix: /bench.Echo, upstream: "http://127.0.0.1:${grpcPort}", protocol: h2c, timeout: 30s }` : '';
   const grpcScope = grpcPort ? `\n  grpc:call:   [POST /bench.Echo/*]` : '';
@@ -70,6 +70,7 @@ authFailures: { rate: 1000/s, burst: 1000 }
 store: { file: credentials.yaml }
 audit: { output: "${auditFile}" }
 shutdown: { drainTimeout: 2s }
+workers: ${workers}
 `;
 }
 

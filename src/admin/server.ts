@@ -17,6 +17,8 @@ export type AdminApiHandler = (req: IncomingMessage, res: ServerResponse) => voi
 
 export interface AdminDeps {
   registry: Registry;
+  /** The /metrics text when not the registry's own (with workers: every worker's, summed). */
+  metrics?: () => Promise<string>;
   isReady: () => boolean;
   /**
    * Whether the shared store answers (undefined: no shared store, or not known yet). Readiness
@@ -40,7 +42,7 @@ export function createAdminServer(config: KeygateConfig['admin'], deps: AdminDep
     const url = req.url ?? '/';
     const path = url.split('?', 1)[0];
     if (path === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
-      deps.registry.metrics().then(
+      (deps.metrics ?? (() => deps.registry.metrics()))().then(
         (text) => {
           res.writeHead(200, { 'content-type': deps.registry.contentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
           res.end(req.method === 'HEAD' ? undefined : text);

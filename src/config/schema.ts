@@ -224,6 +224,16 @@ const storeSchema = z.strictObject({
   startTimeout: timerDuration().prefault('30s'),
 });
 
+/** Past this a typo (`workers: 200`) would fork hundreds of processes; no host needs more. */
+export const MAX_WORKERS = 64;
+
+// `workers: ${WORKERS}` unquoted reads as a number, quoted as a string: digits count either way.
+const WORKERS_MESSAGE = `workers is a whole number from 1 to ${MAX_WORKERS}, or auto (one per core)`;
+const workersSchema = z.preprocess(
+  (v) => (typeof v === 'string' && /^\d{1,3}$/.test(v) ? Number(v) : v),
+  z.union([z.literal('auto'), z.number().int(WORKERS_MESSAGE).min(1, WORKERS_MESSAGE).max(MAX_WORKERS, WORKERS_MESSAGE)], { error: WORKERS_MESSAGE }),
+);
+
 const auditSchema = z.strictObject({
   /** "stdout" or a file path (appended to). Default stdout. */
   output: z.string().min(1).default('stdout'),
@@ -264,6 +274,13 @@ export const configSchema = z
       })
       .prefault({}),
     log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).prefault({}),
+    /**
+     * Processes that serve requests, sharing the listeners: a number, or `auto` for one per
+     * core (os.availableParallelism()). With more than one, a supervisor process runs them and
+     * the rate limits, metrics and audit log stay whole (docs/workers.md). Restart-only.
+     * Default 1 (one process, no supervisor).
+     */
+    workers: workersSchema.default(1),
   })
   .superRefine((cfg, ctx) => {
     for (const [role, scopes] of Object.entries(cfg.roles)) {

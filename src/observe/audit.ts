@@ -45,15 +45,21 @@ export interface AuditSink {
   close(): Promise<void>;
 }
 
-export function createAuditSink(output: string): AuditSink {
+/** Where audit text goes: buffered, written in the background, whole lines as given. */
+export interface AuditDestination {
+  /** Appends text made of whole, newline-terminated lines. */
+  write(text: string): void;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens `output` (stdout, stderr or a file, appended to). One process writes it: with
+ * `workers` > 1 that is the supervisor, which receives the workers' lines (workers/).
+ */
+export function openAuditDestination(output: string): AuditDestination {
   const fd = output === 'stdout' ? 1 : output === 'stderr' ? 2 : undefined;
   const dest = pino.destination({ ...(fd !== undefined ? { fd } : { dest: output, mkdir: true, append: true }), sync: false, minLength: 4096 });
-  // Each line is serialized here rather than through a pino logger: the audit format is a
-  // contract (SPEC §6), with `time` first and no logger fields (level, pid, msg) mixed in.
-  const clock = isoClock();
-  const write = (entry: object) => {
-    dest.write(JSON.stringify({ time: clock(), ...entry }) + '\n');
-  };
   // Lines are written in batches of at least 16 KiB (fewer write calls under load), and at
   // least once a second.
   const flushSoon = () => {
@@ -76,8 +82,7 @@ export function createAuditSink(output: string): AuditSink {
       }
     });
   return {
-    request: (entry) => dest.write(requestLine(entry, clock())),
-    event: (entry) => write(entry),
+    write: (text) => dest.write(text),
     flush: flushNow,
     close: async () => {
       clearInterval(timer);
@@ -87,8 +92,21 @@ export function createAuditSink(output: string): AuditSink {
   };
 }
 
+export function createAuditSink(output: string): AuditSink {
+  const dest = openAuditDestination(output);
+  // Each line is serialized here rather than through a pino logger: the audit format is a
+  // contract (SPEC §6), with `time` first and no logger fields (level, pid, msg) mixed in.
+  const clock = isoClock();
+  return {
+    request: (entry) => dest.write(requestLine(entry, clock())),
+    event: (entry) => dest.write(JSON.stringify({ time: clock(), ...entry }) + '\n'),
+    flush: dest.flush,
+    close: dest.close,
+  };
+}
+
 /** The ISO-8601 time, formatted at most once per millisecond (a busy proxy asks many times). */
-function isoClock(): () => string {
+export function isoClock(): () => string {
   let lastMs = -1;
   let last = '';
   return () => {

@@ -1,6 +1,9 @@
 // Prometheus metrics. The registry is passed in (tests use a fresh one). Label values come
 // only from bounded sets keygate controls: account names from the store, credential ids,
 // fixed reason/outcome words. Never a path, header or anything else a caller chooses.
+// With workers, the supervisor sums every worker's series (prom-client's AggregatorRegistry);
+// `aggregator` says how a gauge combines instead: timestamps and up/ready flags take the
+// minimum (the earliest expiry, and 0 if any worker is down), which a sum would make nonsense.
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
 import type { Protocol } from '../vocabulary/exchange.js';
 
@@ -46,15 +49,15 @@ export class KeygateMetrics {
     this.authFailures = new Counter({ name: 'keygate_auth_failures_total', help: 'Failed authentications, by reason.', labelNames: ['reason'], registers });
     this.rateLimited = new Counter({ name: 'keygate_rate_limited_total', help: 'Requests refused by a rate limit, by account ("" for per-IP limits on failed authentication).', labelNames: ['account'], registers });
     this.upstreamErrors = new Counter({ name: 'keygate_upstream_errors_total', help: 'Upstream failures, by reason.', labelNames: ['reason'], registers });
-    this.credentialExpiry = new Gauge({ name: 'keygate_credential_expiry_timestamp_seconds', help: 'When each credential (or account end date, credential="account") stops working, Unix seconds.', labelNames: ['account', 'credential'], registers });
+    this.credentialExpiry = new Gauge({ name: 'keygate_credential_expiry_timestamp_seconds', help: 'When each credential (or account end date, credential="account") stops working, Unix seconds.', labelNames: ['account', 'credential'], registers, aggregator: 'min' });
     this.configReloads = new Counter({ name: 'keygate_config_reloads_total', help: 'Reloads of keygate.yaml and of the credential file, by result (success, rejected).', labelNames: ['result'], registers });
     this.storeReloads = new Counter({ name: 'keygate_store_reloads_total', help: 'Credential file reloads alone, by result (success, rejected); also counted in keygate_config_reloads_total.', labelNames: ['result'], registers });
     this.tlsReloads = new Counter({ name: 'keygate_tls_reloads_total', help: 'Certificate, key, CA and CRL reloads, by result (success, rejected).', labelNames: ['result'], registers });
-    this.certificateExpiry = new Gauge({ name: 'keygate_certificate_expiry_timestamp_seconds', help: 'notAfter of the server certificate (kind=server) and of each trusted client CA (client_ca), and nextUpdate of each CRL (crl), Unix seconds.', labelNames: ['kind', 'subject'], registers });
+    this.certificateExpiry = new Gauge({ name: 'keygate_certificate_expiry_timestamp_seconds', help: 'notAfter of the server certificate (kind=server) and of each trusted client CA (client_ca), and nextUpdate of each CRL (crl), Unix seconds.', labelNames: ['kind', 'subject'], registers, aggregator: 'min' });
     this.shadowDenials = new Counter({ name: 'keygate_shadow_denials_total', help: 'Requests that scope rules would deny, admitted because authorization.mode is shadow.', labelNames: ['account'], registers });
     this.storeErrors = new Counter({ name: 'keygate_store_errors_total', help: 'Failed calls to the shared credential store, by what they were doing (read, update, sync, usage, limit).', labelNames: ['op'], registers });
     for (const op of ['read', 'update', 'sync', 'usage', 'limit']) this.storeErrors.inc({ op }, 0);
-    this.storeUp = new Gauge({ name: 'keygate_store_up', help: '1 while the credential store answers (always 1 for the file store), 0 while a shared store is unreachable.', registers });
+    this.storeUp = new Gauge({ name: 'keygate_store_up', help: '1 while the credential store answers (always 1 for the file store), 0 while a shared store is unreachable.', registers, aggregator: 'min' });
     this.internalErrors = new Counter({ name: 'keygate_internal_errors_total', help: 'Failures inside keygate that no rule foresaw (a bug), by where they happened: request, admin, reload, audit, store. Each is also logged with its stack.', labelNames: ['where'], registers });
     for (const where of ['request', 'admin', 'reload', 'audit', 'store']) this.internalErrors.inc({ where }, 0);
     // Read at scrape time from the pipeline's own counter: no gauge update per request.
@@ -76,7 +79,7 @@ export class KeygateMetrics {
         this.set(tunnelsNow());
       },
     });
-    this.ready = new Gauge({ name: 'keygate_ready', help: '1 while this instance accepts traffic, 0 while starting or draining.', registers });
+    this.ready = new Gauge({ name: 'keygate_ready', help: '1 while this instance accepts traffic, 0 while starting or draining.', registers, aggregator: 'min' });
     for (const result of ['success', 'rejected']) {
       this.configReloads.inc({ result }, 0);
       this.storeReloads.inc({ result }, 0);

@@ -100,5 +100,6 @@ export function restartOnlyChanges(prev: KeygateConfig, cfg: KeygateConfig): str
     cfg.audit.output !== prev.audit.output ? 'audit.output' : '',
     cfg.store.file !== prev.store.file ? 'store.file' : '',
     JSON.stringify(cfg.store.redis) !== JSON.stringify(prev.store.redis) ? 'store.redis' : '',
+    cfg.workers !== prev.workers ? 'workers' : '',
   ].filter(Boolean);
 }

@@ -35,7 +35,10 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   dev: [],
   // the process: composition, the shell, the command line
   instance: ['admin', 'runtime', 'pipeline', 'identify', 'ratelimit', 'request', 'authorize', 'forward', 'listener', 'store', 'observe', 'errors', 'vocabulary', 'config', 'transport', 'matching'],
-  main: ['instance', 'config', 'observe', 'errors'],
+  // workers > 1: the supervisor (cluster primary) and what each worker passes to its instance;
+  // above instance (a worker runs one), below the shell that starts either
+  workers: ['instance', 'ratelimit', 'observe', 'config', 'vocabulary'],
+  main: ['instance', 'workers', 'config', 'observe', 'errors'],
   cli: ['main', 'instance', 'admin', 'runtime', 'pipeline', 'identify', 'ratelimit', 'request', 'authorize', 'forward', 'listener', 'store', 'observe', 'errors', 'vocabulary', 'config', 'transport', 'matching', 'pki', 'dev'],
 };
 

@@ -1,8 +1,10 @@
 // One temporary world per test file: a PKI minted for the test, a recording upstream on port
 // 0, a keygate.yaml and credential file in a temp folder, the CLI run as a child process, and
-// keygate itself either in-process (fast, injected audit and metrics) or as the real binary.
+// keygate itself as the real binary (startChild: what integration scenarios run against) or
+// in-process (startInProcess: only where an injected clock is what the test is about).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -31,7 +33,10 @@ export interface TestEnv {
   configFile: string;
   credentialsFile: string;
   auditFile: string;
-  /** Writes keygate.yaml: the defaults deep-merged with `overrides` (arrays are replaced). */
+  /**
+   * Writes keygate.yaml: the defaults deep-merged with `overrides` (arrays are replaced). In one
+   * rename, so that a running keygate's watcher never reads half a file.
+   */
   writeConfig(overrides?: ConfigObject): ConfigObject;
   cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string }): Promise<CliResult>;
   /** Creates an account (if missing) and a token through the CLI; returns the secret and id. */
@@ -142,7 +147,9 @@ export async function createTestEnv(): Promise<TestEnv> {
     auditFile: join(dir, 'audit.log'),
     writeConfig(overrides = {}) {
       const cfg = deepMerge(defaults(), overrides);
-      writeFileSync(configFile, stringify(cfg));
+      const tmp = `${configFile}.${randomBytes(4).toString('hex')}.tmp`;
+      writeFileSync(tmp, stringify(cfg));
+      renameSync(tmp, configFile);
       return cfg;
     },
     cli: (args, opts = {}) => runCli([...args, '-c', configFile], opts),
@@ -306,7 +313,7 @@ export function request(opts: RequestOptions): Promise<Response> {
 }
 
 /** Polls `fn` until it returns true, every 25 ms, at most `timeoutMs`. */
-export async function eventually(fn: () => boolean | Promise<boolean>, timeoutMs = 2_000): Promise<void> {
+export async function eventually(fn: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await fn()) return;

@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { SETUP_TIMEOUT_MS, signal, startUpstream, within, type PlainUpstream } from './support.js';
 
 const MiB = 1024 * 1024;
@@ -13,7 +13,7 @@ const TOTAL = 32 * MiB;
 const CHUNK = 256 * 1024;
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let upstream: PlainUpstream;
 let secret: string;
 
@@ -64,7 +64,7 @@ beforeAll(async () => {
   });
   env.writeConfig({ routes: [{ pathPrefix: '/api', upstream: upstream.url }], scopes: { any: ['* /**'] } });
   secret = (await env.token('svc', { scopes: ['any'] })).secret;
-  proxy = await env.startInProcess();
+  proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(async () => {
   await upstream.close();

@@ -2,11 +2,11 @@
 // its method and normalized path; otherwise 403 naming the scope that would have allowed it.
 // Deny by default: no scope, no access.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { SETUP_TIMEOUT_MS } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let viewer: string;
 let editor: string;
 let writeOnly: string;
@@ -21,7 +21,7 @@ beforeAll(async () => {
   // A token of the editor account restricted to a subset of its scopes.
   narrowed = (await env.token('editor-svc', { tokenScopes: ['items:read'] })).secret;
   nothing = (await env.token('empty-svc', { roles: [] })).secret;
-  proxy = await env.startInProcess();
+  proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
 

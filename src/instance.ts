@@ -24,6 +24,7 @@ import { expiryStage } from './identify/expiry-notice.js';
 import { createListeners, type Listeners, type MaterialHolder } from './listener/servers.js';
 import { createParserRefusalHandler } from './listener/parser-refusals.js';
 import { TlsMaterialError } from './listener/tls-material.js';
+import { RelaySource } from './listener/certificate-source.js';
 import type { TlsSources } from './listener/tls-sources.js';
 import { createAuditSink, type AuditSink } from './observe/audit.js';
 import { exportCertificateExpiry, exportCredentialExpiry } from './observe/inventory-metrics.js';
@@ -177,8 +178,12 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   const listeners: Listeners = createListeners(config, holder, handler.handle, (err) => logger.debug({ err: err.message }, 'TLS handshake failed'), createParserRefusalHandler({ metrics, audit }));
   let ready = false;
 
-  const useTls = (next: TlsSources) => {
+  // The admin listener lives until restart; its material follows the sources of the config in
+  // force, so that its certificate and client trust keep reloading after keygate.yaml has.
+  const adminTls = tls.admin ? new RelaySource('admin tls', tls.admin) : undefined;
+  const useTls = (next: TlsSources, followAdmin = true) => {
     tls = next;
+    if (followAdmin && adminTls && next.admin) adminTls.follow(next.admin);
     const apply = () => {
       const m = tls.material.current();
       listeners.applyMaterial(m);
@@ -236,7 +241,8 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     holder.prefix = compiled.clientAuthPrefix;
     // A logger keygate made itself follows log.level; one passed in belongs to the caller.
     if (!opts.logger) logger.level = cfg.log.level;
-    useTls(p.tls);
+    // A changed admin section waits for the restart, like the admin listener itself.
+    useTls(p.tls, !restartOnly.includes('admin'));
     exportCredentialExpiry(metrics, index());
     metrics.configReloads.labels('success').inc();
     accept('config', trigger);
@@ -285,7 +291,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     now,
   };
   const adminServer = config.admin.enabled
-    ? createAdminServer(config.admin, { registry, isReady: () => ready && !draining, tls: tls.admin, api: opts.adminApi?.(adminContext) })
+    ? createAdminServer(config.admin, { registry, isReady: () => ready && !draining, tls: adminTls, api: opts.adminApi?.(adminContext) })
     : undefined;
 
   let closed: Promise<void> | undefined;

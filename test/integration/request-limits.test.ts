@@ -58,6 +58,19 @@ describe('malformed requests', () => {
     await eventually(() => readJsonLines(env.auditFile).some((a) => a.requestId === body.requestId && a.decision === 'deny'), 3_000);
   });
 
+  it('the 400 to a malformed HEAD request has the head only (a HEAD answer has no body); GET has the body', async () => {
+    const head = await rawRequest({ port: proxy.port, ca: env.serverCa.certPem, data: `HEAD %2Fapi HTTP/1.1\r\nHost: api.test\r\nx-api-key: ${secret}\r\n\r\n`, timeoutMs: 4_000 });
+    expect(head.status).toBe(400);
+    expect(head.closed).toBe(true);
+    expect(head.text).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/);
+    expect(head.text.endsWith('\r\n\r\n')).toBe(true);
+    // Node's own client, which knows it sent HEAD, reads the answer as complete.
+    const viaClient = await request({ port: proxy.port, ca: env.serverCa.certPem, method: 'HEAD', path: '%2Fapi', headers: { 'x-api-key': secret } });
+    expect([viaClient.status, viaClient.body]).toEqual([400, '']);
+    const get = await rawRequest({ port: proxy.port, ca: env.serverCa.certPem, data: `GET %2Fapi HTTP/1.1\r\nHost: api.test\r\nx-api-key: ${secret}\r\n\r\n`, timeoutMs: 4_000 });
+    expect([get.status, rawJson(get).code]).toEqual([400, 'KG_ERR_MALFORMED_REQUEST']);
+  });
+
   it('the twin: the same request written correctly is served', async () => {
     const r = await rawRequest({ port: proxy.port, ca: env.serverCa.certPem, data: `GET /api/items/1 HTTP/1.1\r\nHost: api.test\r\nx-api-key: ${secret}\r\nConnection: close\r\n\r\n`, timeoutMs: 4_000 });
     expect(r.status).toBe(200);

@@ -4,18 +4,18 @@
 // in-process (startInProcess: only where an injected clock is what the test is about).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Registry } from 'prom-client';
-import { stringify } from 'yaml';
-import { mountAdminApi } from '../../src/admin/api.js';
-import { startKeygate, type KeygateInstance } from '../../src/instance.js';
-import { MemoryAuditSink } from '../../src/observe/audit.js';
-import { silentLogger } from '../../src/observe/logger.js';
+import type { Registry } from 'prom-client';
+import { parse, stringify } from 'yaml';
+// Types only: src/ is loaded by startInProcess alone, so that a test file on the binary does
+// not import (and transform) the whole proxy for nothing.
+import type { KeygateInstance } from '../../src/instance.js';
+import type { MemoryAuditSink } from '../../src/observe/audit.js';
 import { startEchoUpstream, type EchoUpstream } from './echo-upstream.js';
 import { mintCa, mintServer, type Authority, type Issued } from './pki.js';
 
@@ -154,8 +154,10 @@ export async function createTestEnv(): Promise<TestEnv> {
     },
     cli: (args, opts = {}) => runCli([...args, '-c', configFile], opts),
     async token(account, opts = {}) {
-      const show = await env.cli(['account', 'show', account, '--json']);
-      if (show.code !== 0) {
+      // Whether the account exists is read from the credential file: a CLI start-up each time
+      // only to ask would double the cost of every token a test makes.
+      const stored = existsSync(env.credentialsFile) ? (parse(readFileSync(env.credentialsFile, 'utf8')) as { accounts?: Array<{ name: string }> } | null) : null;
+      if (!stored?.accounts?.some((a) => a.name === account)) {
         const args = ['account', 'create', '--name', account];
         for (const r of opts.roles ?? (opts.scopes ? [] : ['editor'])) args.push('--role', r);
         for (const s of opts.scopes ?? []) args.push('--scope', s);
@@ -173,6 +175,13 @@ export async function createTestEnv(): Promise<TestEnv> {
       return { secret: j.token, id: j.id };
     },
     async startInProcess(opts = {}) {
+      const [{ Registry }, { mountAdminApi }, { startKeygate }, { MemoryAuditSink }, { silentLogger }] = await Promise.all([
+        import('prom-client'),
+        import('../../src/admin/api.js'),
+        import('../../src/instance.js'),
+        import('../../src/observe/audit.js'),
+        import('../../src/observe/logger.js'),
+      ]);
       const audit = new MemoryAuditSink();
       const registry = new Registry();
       const instance = await startKeygate({ configFile, logger: silentLogger(), audit, registry, adminApi: mountAdminApi, ...(opts.now ? { now: opts.now } : {}) });

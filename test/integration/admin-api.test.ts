@@ -11,7 +11,7 @@ import { createTestEnv, eventually, MTLS_HOST, readJsonLines, request, type Chil
 import { mintClient } from '../helpers/pki.js';
 import { createToken, revokeToken } from '../../src/store/operations.js';
 import { seed } from './mtls-support.js';
-import { awaitAudit } from './support.js';
+import { awaitAudit, seedToken } from './support.js';
 
 // Steps run CLI children (a node start-up each): allow for a busy machine.
 vi.setConfig({ testTimeout: 60_000 });
@@ -29,8 +29,8 @@ const secrets: string[] = [];
 beforeAll(async () => {
   env = await createTestEnv();
   env.writeConfig({ scopes: { 'mirror:read': ['GET /admin/**'] } });
-  admin = await env.token('ops', { roles: ['admin'] });
-  viewer = await env.token('reader', { roles: ['viewer'] });
+  admin = await seedToken(env, 'ops', { roles: ['admin'] });
+  viewer = await seedToken(env, 'reader', { roles: ['viewer'] });
   secrets.push(admin.secret, viewer.secret);
   // Written straight into the store, as if made two days ago: no test waits for an expiry.
   await seed(env, (data, ctx) => {

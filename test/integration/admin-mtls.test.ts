@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestEnv, eventually, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { mintCa, mintClient, type Issued } from '../helpers/pki.js';
-import { awaitAudit, writeAtomic } from './support.js';
+import { awaitAudit, seedToken, writeAtomic } from './support.js';
 
 // Steps run CLI children (a node start-up each): allow for a busy machine.
 vi.setConfig({ testTimeout: 60_000 });
@@ -21,8 +21,8 @@ let readerCert: Issued;
 beforeAll(async () => {
   env = await createTestEnv();
   env.writeConfig({ admin: { tls: { cert: 'server.crt', key: 'server.key' } } });
-  adminToken = await env.token('ops', { roles: ['admin'] });
-  await env.token('reader', { roles: ['viewer'] });
+  adminToken = await seedToken(env, 'ops', { roles: ['admin'] });
+  await seedToken(env, 'reader', { roles: ['viewer'] });
   adminCert = await mintClient(env.clientCa.authority, { commonName: 'ops-automation' });
   readerCert = await mintClient(env.clientCa.authority, { commonName: 'reader-automation' });
   proxy = await env.startChild();

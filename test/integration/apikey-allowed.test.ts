@@ -2,6 +2,7 @@
 // token, with an unknown token, and with a malformed one are refused and never reach it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { seedToken } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -9,7 +10,7 @@ let token: { secret: string; id: string };
 
 beforeAll(async () => {
   env = await createTestEnv();
-  token = await env.token('ci-deployer', { roles: ['viewer'] });
+  token = await seedToken(env, 'ci-deployer', { roles: ['viewer'] });
   proxy = await env.startChild();
 });
 afterAll(() => env.cleanup());

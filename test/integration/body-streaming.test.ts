@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, type ChildProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, signal, startUpstream, within, type PlainUpstream } from './support.js';
+import { SETUP_TIMEOUT_MS, seedToken, signal, startUpstream, type PlainUpstream, within } from './support.js';
 
 const MiB = 1024 * 1024;
 const TOTAL = 32 * MiB;
@@ -63,7 +63,7 @@ beforeAll(async () => {
     res.writeHead(404).end();
   });
   env.writeConfig({ routes: [{ pathPrefix: '/api', upstream: upstream.url }], scopes: { any: ['* /**'] } });
-  secret = (await env.token('svc', { scopes: ['any'] })).secret;
+  secret = (await seedToken(env, 'svc', { scopes: ['any'] })).secret;
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(async () => {

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, eventually, readJsonLines, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
-import { AUDIT_FLUSH_MS, SETUP_TIMEOUT_MS, metricsOf, sample, signal, startUpstream, within, type PlainUpstream } from './support.js';
+import { AUDIT_FLUSH_MS, SETUP_TIMEOUT_MS, metricsOf, sample, seedToken, signal, startUpstream, type PlainUpstream, within } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -43,7 +43,7 @@ beforeAll(async () => {
     }
   });
   env.writeConfig({ routes: [{ pathPrefix: '/api', upstream: upstream.url }], scopes: { any: ['* /**'] } });
-  secret = (await env.token('svc-abort', { scopes: ['any'] })).secret;
+  secret = (await seedToken(env, 'svc-abort', { scopes: ['any'] })).secret;
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(async () => {

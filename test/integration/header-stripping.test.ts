@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import type { Received } from '../helpers/echo-upstream.js';
-import { SETUP_TIMEOUT_MS, rawRequest } from './support.js';
+import { SETUP_TIMEOUT_MS, rawRequest, seedToken } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -13,8 +13,8 @@ let other: { secret: string; id: string };
 
 beforeAll(async () => {
   env = await createTestEnv();
-  token = await env.token('ci-deployer', { roles: ['viewer'] });
-  other = await env.token('ci-deployer');
+  token = await seedToken(env, 'ci-deployer', { roles: ['viewer'] });
+  other = await seedToken(env, 'ci-deployer');
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());

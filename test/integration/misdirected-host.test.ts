@@ -4,7 +4,7 @@
 // are fine.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_HOST, createTestEnv, MTLS_HOST, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, metricsOf, sample } from './support.js';
+import { SETUP_TIMEOUT_MS, metricsOf, sample, seedToken } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -12,7 +12,7 @@ let secret: string;
 
 beforeAll(async () => {
   env = await createTestEnv();
-  secret = (await env.token('svc', { roles: ['viewer'] })).secret;
+  secret = (await seedToken(env, 'svc', { roles: ['viewer'] })).secret;
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());

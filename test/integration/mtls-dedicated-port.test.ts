@@ -4,6 +4,7 @@
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { seedToken } from './support.js';
 import { mintClient, type Issued } from '../helpers/pki.js';
 import { API_HOST, code, mtls, ops, seed } from './mtls-support.js';
 
@@ -21,7 +22,7 @@ beforeAll(async () => {
     ops.account(data, ctx, { name: 'svc' });
     ops.bind(data, ctx, { account: 'svc', match: 'fingerprint', value: cert.fingerprint });
   });
-  token = await env.token('svc');
+  token = await seedToken(env, 'svc');
   proxy = await env.startChild();
   port = proxy.clientAuthPort!;
 });

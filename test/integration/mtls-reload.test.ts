@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, eventually, readJsonLines, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { mintCa, mintClient, mintCrl, mintServer, type Issued } from '../helpers/pki.js';
 import { API_HOST, MTLS_HOST, code, metricsText, mtls, ops, seed } from './mtls-support.js';
-import { AUDIT_FLUSH_MS, adminGet, sample, writeAtomic } from './support.js';
+import { AUDIT_FLUSH_MS, adminGet, sample, seedToken, writeAtomic } from './support.js';
 
 const HOSTS = [API_HOST, MTLS_HOST, 'localhost', '127.0.0.1'];
 
@@ -69,7 +69,7 @@ describe('rotation and broken files', () => {
       ops.account(data, ctx, { name: 'svc' });
       ops.bind(data, ctx, { account: 'svc', match: 'cn', value: 'reload-client' });
     });
-    token = await env.token('svc');
+    token = await seedToken(env, 'svc');
     proxy = await env.startChild();
     current = fp(new X509Certificate(readFileSync(join(env.dir, 'server.crt'))));
   });
@@ -196,7 +196,7 @@ describe('child process: SIGHUP and Kubernetes-style mounts', () => {
     symlinkSync('../hidden/server.crt', join(env.dir, 'live', 'server.crt'));
     symlinkSync('../hidden/server.key', join(env.dir, 'live', 'server.key'));
     env.writeConfig({ listen: { tls: { cert: 'tls/tls.crt', key: 'tls/tls.key' } } });
-    token = await env.token('svc');
+    token = await seedToken(env, 'svc');
     child = await env.startChild();
   });
   afterAll(() => env.cleanup());

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { mintToken } from '../../src/store/token-format.js';
-import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, awaitLoaded, metricsOf, sample } from './support.js';
+import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, awaitLoaded, metricsOf, sample, seedToken } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -24,7 +24,7 @@ beforeAll(async () => {
     },
     authFailures: { rate: '1/m', burst: 3 },
   });
-  ops = await env.token('ops', { roles: ['admin'] });
+  ops = await seedToken(env, 'ops', { roles: ['admin'] });
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());

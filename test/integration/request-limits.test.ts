@@ -6,7 +6,7 @@
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, eventually, readJsonLines, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, rawJson, rawRequest } from './support.js';
+import { SETUP_TIMEOUT_MS, rawJson, rawRequest, seedToken } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -15,7 +15,7 @@ let secret: string;
 beforeAll(async () => {
   env = await createTestEnv();
   env.writeConfig({ listen: { limits: { maxHeaderSize: 2048, headersTimeout: '1s', requestTimeout: '6s', keepAliveTimeout: '1s' } } });
-  secret = (await env.token('svc', { roles: ['editor'] })).secret;
+  secret = (await seedToken(env, 'svc', { roles: ['editor'] })).secret;
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());

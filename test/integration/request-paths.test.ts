@@ -3,7 +3,7 @@
 // with 400 before anything reaches the upstream; the query string travels untouched.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, rawRequest } from './support.js';
+import { SETUP_TIMEOUT_MS, rawRequest, seedToken } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -20,7 +20,7 @@ beforeAll(async () => {
     scopes: { 'status:read': ['GET /status'] },
     roles: { viewer: ['items:read', 'status:read'] },
   });
-  token = await env.token('reader', { roles: ['viewer'] });
+  token = await seedToken(env, 'reader', { roles: ['viewer'] });
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());

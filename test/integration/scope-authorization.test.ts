@@ -3,7 +3,7 @@
 // Deny by default: no scope, no access.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS } from './support.js';
+import { SETUP_TIMEOUT_MS, seedToken } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -15,12 +15,12 @@ let nothing: string;
 
 beforeAll(async () => {
   env = await createTestEnv();
-  viewer = (await env.token('viewer-svc', { roles: ['viewer'] })).secret;
-  editor = (await env.token('editor-svc', { roles: ['editor'] })).secret;
-  writeOnly = (await env.token('writer-svc', { scopes: ['items:write'] })).secret;
+  viewer = (await seedToken(env, 'viewer-svc', { roles: ['viewer'] })).secret;
+  editor = (await seedToken(env, 'editor-svc', { roles: ['editor'] })).secret;
+  writeOnly = (await seedToken(env, 'writer-svc', { scopes: ['items:write'] })).secret;
   // A token of the editor account restricted to a subset of its scopes.
-  narrowed = (await env.token('editor-svc', { tokenScopes: ['items:read'] })).secret;
-  nothing = (await env.token('empty-svc', { roles: [] })).secret;
+  narrowed = (await seedToken(env, 'editor-svc', { tokenScopes: ['items:read'] })).secret;
+  nothing = (await seedToken(env, 'empty-svc', { roles: [] })).secret;
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());

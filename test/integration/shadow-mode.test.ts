@@ -2,7 +2,7 @@
 // through, logged and counted as a shadow denial; authentication is still enforced.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, awaitAudit, metricsOf, sample } from './support.js';
+import { SETUP_TIMEOUT_MS, awaitAudit, metricsOf, sample, seedToken } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -11,7 +11,7 @@ let viewer: { secret: string; id: string };
 beforeAll(async () => {
   env = await createTestEnv();
   env.writeConfig({ authorization: { mode: 'shadow' } });
-  viewer = await env.token('viewer-svc', { roles: ['viewer'] });
+  viewer = await seedToken(env, 'viewer-svc', { roles: ['viewer'] });
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());

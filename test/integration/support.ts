@@ -9,7 +9,10 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { eventually, readJsonLines } from '../helpers/harness.js';
+import { loadConfigOrThrow } from '../../src/config/load.js';
+import { FileStore } from '../../src/store/file/file-store.js';
+import { createAccount, createToken, parseExpiry } from '../../src/store/operations.js';
+import { eventually, readJsonLines, type TestEnv } from '../helpers/harness.js';
 
 /**
  * Bound for a file's set-up: each CLI call is a Node start, and on a busy two-core machine a
@@ -216,4 +219,21 @@ export async function adminCall(port: number, secret: string | null, method: str
  */
 export async function awaitLoaded(proxy: { adminPort: number }, adminSecret: string, id: string, timeoutMs = 3_000): Promise<void> {
   await eventually(async () => (await adminCall(proxy.adminPort, adminSecret, 'GET', `/admin/v1/tokens/${encodeURIComponent(id)}`)).status === 200, timeoutMs);
+}
+
+/**
+ * What env.token makes (an account if missing, then a token), written straight into the
+ * credential file with the lifecycle operations the CLI runs, without the two CLI start-ups.
+ * For set-up where the CLI is not what a test is about; the CLI itself is tested in test/cli.
+ */
+export async function seedToken(env: TestEnv, account: string, opts: { scopes?: string[]; roles?: string[]; tokenScopes?: string[]; expires?: string; policy?: string; label?: string } = {}): Promise<{ secret: string; id: string }> {
+  const { config } = loadConfigOrThrow(env.configFile);
+  const ctx = { config, now: new Date() };
+  let made: { secret: string; id: string } | undefined;
+  await new FileStore(env.credentialsFile).update((data) => {
+    if (!data.accounts.some((a) => a.name === account)) createAccount(data, { name: account, roles: opts.roles ?? (opts.scopes ? [] : ['editor']), scopes: opts.scopes ?? [] }, ctx);
+    const r = createToken(data, { account, scopes: opts.tokenScopes, expiresAt: opts.expires ? parseExpiry(opts.expires, ctx.now) : null, policy: opts.policy, label: opts.label }, ctx);
+    made = { secret: r.secret, id: r.record.id };
+  });
+  return made!;
 }

@@ -4,7 +4,7 @@
 import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, eventually, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, awaitAudit, closedPort, metricsOf, sample, startUpstream, type PlainUpstream } from './support.js';
+import { SETUP_TIMEOUT_MS, awaitAudit, closedPort, metricsOf, sample, seedToken, startUpstream, type PlainUpstream } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -40,7 +40,7 @@ beforeAll(async () => {
     ],
     scopes: { any: ['* /**'] },
   });
-  secret = (await env.token('svc', { scopes: ['any'] })).secret;
+  secret = (await seedToken(env, 'svc', { scopes: ['any'] })).secret;
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(async () => {

@@ -89,11 +89,18 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: 
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
+    // A node start-up takes half a second on an idle machine and seconds on a loaded one; the
+    // bound is for a CLI that hangs, not for a slow machine.
+    const limit = opts.timeoutMs ?? 45_000;
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, limit);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
+      resolve({ code: code ?? -1, stdout, stderr: killed ? `${stderr}\n[test harness: keygate ${args[0]} killed after ${limit} ms]` : stderr });
     });
     child.stdin.end(opts.input ?? '');
   });
@@ -195,7 +202,7 @@ export async function createTestEnv(): Promise<TestEnv> {
       let err = '';
       child.stdout!.on('data', (d: Buffer) => (out += d));
       const ready = new Promise<{ https: string; admin?: string; clientAuth?: string }>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`keygate did not start within 15 s:\n${err}`)), 15_000);
+        const timer = setTimeout(() => reject(new Error(`keygate did not start within 45 s:\n${err}`)), 45_000);
         child.stderr!.on('data', (d: Buffer) => {
           err += d;
           for (const line of err.split('\n')) {

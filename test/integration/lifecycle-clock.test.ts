@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestEnv, eventually, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
 import { mintClient } from '../helpers/pki.js';
 import { bind, code, mtls, ops, seed } from './mtls-support.js';
-import { SETUP_TIMEOUT_MS, adminCall, sample } from './support.js';
+import { SETUP_TIMEOUT_MS, adminCall, sample, seedToken } from './support.js';
 
 // Steps run CLI children (a node start-up each): allow for a busy machine.
 vi.setConfig({ testTimeout: 60_000 });
@@ -43,7 +43,7 @@ beforeAll(async () => {
     ops.account(data, ctx, { name: 'by-cn' });
     ops.bind(data, ctx, { account: 'by-cn', match: 'cn', value: 'reporting-job' });
   });
-  admin = await env.token('ops', { roles: ['admin'] });
+  admin = await seedToken(env, 'ops', { roles: ['admin'] });
   proxy = await env.startInProcess({ now: () => stopped ?? Date.now() });
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
@@ -54,9 +54,9 @@ async function call(secret: string | undefined, path = '/api/items/1') {
   return { res, reached: env.upstream.received.length - before, code: res.status >= 400 ? (res.json().code as string) : undefined };
 }
 
-/** A CLI-made token the proxy has loaded (asked through its credential index, spending no budget). */
+/** A token written into the store, once the proxy has loaded it (asked through its credential index, spending no budget). */
 async function tokenFor(account: string, opts: Parameters<TestEnv['token']>[1] = {}) {
-  const t = await env.token(account, { roles: ['viewer'], ...opts });
+  const t = await seedToken(env, account, { roles: ['viewer'], ...opts });
   await eventually(() => proxy.instance.index().byId.has(t.id), 3_000);
   return t;
 }

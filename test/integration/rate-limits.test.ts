@@ -36,11 +36,11 @@ async function call(secret: string | undefined) {
 }
 
 /**
- * A token made by the CLI, once the running proxy has loaded it. Polling with requests would
- * spend the very budgets under test, so this asks the proxy's admin API instead.
+ * A token written into the store, once the running proxy has loaded it. Polling with requests
+ * would spend the very budgets under test, so this asks the proxy's admin API instead.
  */
 async function tokenFor(account: string, opts: { policy?: string } = {}) {
-  const t = await env.token(account, opts);
+  const t = await seedToken(env, account, opts);
   await awaitLoaded(proxy, ops.secret, t.id);
   return t;
 }

@@ -1,11 +1,12 @@
 // Identify: every way a token can stop working gives 401 with its own code (and a metric
 // reason), while a live token of the same account next to it keeps working. Each change is
-// made with the CLI against the running proxy, which sees it within a second. A token that
+// made with the CLI against the running proxy, which sees it within a second (the tokens
+// themselves are written into the store directly: making them is not what this file tests). A token that
 // expires is in lifecycle-clock.test.ts, where the clock is moved instead of waited for.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, eventually, readJsonLines, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { mintToken } from '../../src/store/token-format.js';
-import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, awaitAudit, metricsOf, sample } from './support.js';
+import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, awaitAudit, metricsOf, sample, seedToken } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -52,7 +53,7 @@ async function expectAllowed(secret: string): Promise<void> {
 
 describe('token states', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it('unknown: well-formed, right checksum, never issued', async () => {
-    const live = await env.token('svc-unknown');
+    const live = await seedToken(env, 'svc-unknown');
     const neverIssued = mintToken(null);
     await eventually(async () => (await call(live.secret)).res.status === 200, 3_000);
     await expectRefused(neverIssued, 'KG_ERR_TOKEN_UNKNOWN', 'token_unknown');
@@ -60,7 +61,7 @@ describe('token states', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   });
 
   it('malformed: a live token with one character changed', async () => {
-    const live = await env.token('svc-malformed');
+    const live = await seedToken(env, 'svc-malformed');
     const last = live.secret.at(-1) === 'A' ? 'B' : 'A';
     await eventually(async () => (await call(live.secret)).res.status === 200, 3_000);
     await expectRefused(live.secret.slice(0, -1) + last, 'KG_ERR_TOKEN_MALFORMED', 'token_malformed');
@@ -68,8 +69,8 @@ describe('token states', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   });
 
   it('revoked with the CLI', async () => {
-    const doomed = await env.token('svc-revoke');
-    const live = await env.token('svc-revoke');
+    const doomed = await seedToken(env, 'svc-revoke');
+    const live = await seedToken(env, 'svc-revoke');
     await eventually(async () => (await call(doomed.secret)).res.status === 200, 3_000);
     const r = await env.cli(['token', 'revoke', doomed.id, '--reason', 'leaked in a build log']);
     expect(r.code).toBe(0);
@@ -78,8 +79,8 @@ describe('token states', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   });
 
   it('account disabled, and enabled again', async () => {
-    const t = await env.token('svc-disable');
-    const neighbour = await env.token('svc-neighbour');
+    const t = await seedToken(env, 'svc-disable');
+    const neighbour = await seedToken(env, 'svc-neighbour');
     await eventually(async () => (await call(t.secret)).res.status === 200, 3_000);
     expect((await env.cli(['account', 'disable', 'svc-disable'])).code).toBe(0);
     await expectRefused(t.secret, 'KG_ERR_ACCOUNT_DISABLED', 'account_disabled');
@@ -89,8 +90,8 @@ describe('token states', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   });
 
   it('account past its end date', async () => {
-    const t = await env.token('svc-ended');
-    const future = await env.token('svc-future');
+    const t = await seedToken(env, 'svc-ended');
+    const future = await seedToken(env, 'svc-future');
     expect((await env.cli(['account', 'update', 'svc-future', '--end-date', '2999-12-31'])).code).toBe(0);
     await eventually(async () => (await call(t.secret)).res.status === 200, 3_000);
     const r = await env.cli(['account', 'update', 'svc-ended', '--end-date', '2020-01-31']);
@@ -109,7 +110,7 @@ describe('token states', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   });
 
   it('audits a refused known token with its credential id and account, never its secret', async () => {
-    const t = await env.token('svc-audited');
+    const t = await seedToken(env, 'svc-audited');
     expect((await env.cli(['token', 'revoke', t.id])).code).toBe(0);
     let refused: Awaited<ReturnType<typeof call>> | undefined;
     await eventually(async () => (refused = await call(t.secret)).res.status === 401, 2_000);

@@ -26,6 +26,7 @@ import { createListeners, type Listeners, type MaterialHolder } from './listener
 import { createParserRefusalHandler } from './listener/parser-refusals.js';
 import { createStreamRefuser } from './listener/stream-refusals.js';
 import { TlsMaterialError } from './listener/tls-material.js';
+import { RelaySource } from './listener/certificate-source.js';
 import type { TlsSources } from './listener/tls-sources.js';
 import { createAuditSink, type AuditSink } from './observe/audit.js';
 import { CredentialExpiry, exportCertificateExpiry } from './observe/inventory-metrics.js';
@@ -211,8 +212,12 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   );
   let ready = false;
 
-  const useTls = (next: TlsSources) => {
+  // The admin listener lives until restart; its material follows the sources of the config in
+  // force, so that its certificate and client trust keep reloading after keygate.yaml has.
+  const adminTls = tls.admin ? new RelaySource('admin tls', tls.admin) : undefined;
+  const useTls = (next: TlsSources, followAdmin = true) => {
     tls = next;
+    if (followAdmin && adminTls && next.admin) adminTls.follow(next.admin);
     const apply = () => {
       const m = tls.material.current();
       listeners.applyMaterial(m);
@@ -270,7 +275,8 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     holder.prefix = compiled.clientAuthPrefix;
     // A logger keygate made itself follows log.level; one passed in belongs to the caller.
     if (!opts.logger) logger.level = cfg.log.level;
-    useTls(p.tls);
+    // A changed admin section waits for the restart, like the admin listener itself.
+    useTls(p.tls, !restartOnly.includes('admin'));
     expiryMetrics.all(index());
     metrics.configReloads.labels('success').inc();
     accept('config', trigger);
@@ -326,7 +332,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
           metrics: adminOpts?.metrics,
           isReady: () => ready && !draining && (adminOpts?.isReady?.() ?? true),
           storeUp: health && (() => health.isUp),
-          tls: tls.admin,
+          tls: adminTls,
           api: opts.adminApi?.(adminContext),
         })
       : undefined;

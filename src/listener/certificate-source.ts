@@ -88,3 +88,39 @@ export class DerivedSource<T, A, B> extends BaseSource<T> {
     return [...this.a.files(), ...this.b.files()];
   }
 }
+
+/**
+ * The material of whichever source it follows now. A reload of keygate.yaml builds every
+ * source again; a listener that outlives the reload (the admin listener, whose settings change
+ * only on restart) follows the new source through this one instead of staying subscribed to
+ * the first, whose files nobody watches any more.
+ */
+export class RelaySource<T> extends BaseSource<T> {
+  protected value: T;
+  private unsubscribe: () => void;
+  constructor(
+    name: string,
+    private source: CertificateSource<T>,
+  ) {
+    super(name);
+    this.value = source.current();
+    this.unsubscribe = this.subscribe(source);
+  }
+  /** Follows `next` from now on, and passes its material on at once. */
+  follow(next: CertificateSource<T>): void {
+    if (next === this.source) return;
+    this.unsubscribe();
+    this.source = next;
+    this.unsubscribe = this.subscribe(next);
+    this.reload();
+  }
+  private subscribe(source: CertificateSource<T>): () => void {
+    return source.onChange(() => this.reload());
+  }
+  protected build(): T {
+    return this.source.current();
+  }
+  files(): readonly string[] {
+    return this.source.files();
+  }
+}

@@ -33,9 +33,13 @@ export function createParserRefusalHandler(deps: { metrics: KeygateMetrics; audi
     const e = kgError(codeFor(err));
     const requestId = randomUUID();
     const body = problemBody(e, requestId);
+    // An answer to HEAD has no body (RFC 9110 §9.3.2): a client that sent HEAD would read the
+    // body as the start of another answer. The method is the one the parser got far enough to
+    // read, if any.
+    const head = (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
     socket.end(
       `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-        `cache-control: no-store\r\nx-content-type-options: nosniff\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+        `cache-control: no-store\r\nx-content-type-options: nosniff\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${head ? '' : body}`,
     );
     deps.metrics.observeRequest('', '', 'bad_request', 0);
     deps.audit.request({

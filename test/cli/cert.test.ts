@@ -118,7 +118,7 @@ describe('keygate cert issue', () => {
 describe('keygate cert issue --p12', () => {
   let password: string;
   let p12: Buffer;
-  let proxy: Awaited<ReturnType<TestEnv['startInProcess']>>;
+  let proxy: ChildProxy;
 
   beforeAll(async () => {
     const r = await env.cli(['cert', 'issue', '--account', 'other', '--out', join(env.dir, 'p12'), '--p12']);
@@ -132,7 +132,7 @@ describe('keygate cert issue --p12', () => {
     expect(readFileSync(env.auditFile, 'utf8')).not.toContain(password);
     expect(readFileSync(env.credentialsFile, 'utf8')).not.toContain(password);
     p12 = readFileSync(join(env.dir, 'p12', 'other.p12'));
-    proxy = await env.startInProcess();
+    proxy = await env.startChild();
   });
 
   it('writes a 0600 bundle with an RSA key that Node loads with its password, and not without', () => {
@@ -289,7 +289,7 @@ describe('keygate cert issue with an intermediate issuing CA', () => {
       expect(pem).toContain(inter.certPem.trim());
       // A keygate that trusts the root alone: the intermediate must come from the client.
       env.writeConfig({ listen: { clientAuth: { ca: 'root.crt', caKey: null } } });
-      const proxy = await env.startInProcess();
+      const proxy = await env.startChild();
       const viaPem = await request({ port: proxy.port, servername: MTLS_HOST, ca: env.serverCa.certPem, cert: pem, key: readFileSync(out.keyFile, 'utf8'), path: '/api/items/1' });
       expect(viaPem.status).toBe(200);
       const viaP12 = await request({ port: proxy.port, servername: MTLS_HOST, ca: env.serverCa.certPem, pfx: readFileSync(out.p12File), passphrase: out.p12Password, path: '/api/items/1' });
@@ -298,7 +298,7 @@ describe('keygate cert issue with an intermediate issuing CA', () => {
       const leafOnly = pem.slice(0, pem.indexOf('-----END CERTIFICATE-----') + 25);
       const bare = await request({ port: proxy.port, servername: MTLS_HOST, ca: env.serverCa.certPem, cert: leafOnly, key: readFileSync(out.keyFile, 'utf8'), path: '/api/items/1' });
       expect([bare.status, bare.json().code]).toEqual([401, 'KG_ERR_CERT_UNTRUSTED']);
-      await proxy.close();
+      expect(await proxy.stop()).toBe(0);
     } finally {
       env.writeConfig();
     }

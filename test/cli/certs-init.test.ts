@@ -88,7 +88,7 @@ describe('the dev PKI runs both ways in', () => {
     expect(issued.code, issued.stderr).toBe(0);
     cert = join(env.dir, 'demo', 'demo.crt');
     key = join(env.dir, 'demo', 'demo.key');
-    port = (await env.startInProcess()).port;
+    port = (await env.startChild()).port;
   });
 
   it('a client certificate issued under it gets through clientauth.localhost', async () => {

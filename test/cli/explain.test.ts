@@ -3,7 +3,7 @@
 // Exit 0 allowed, 1 denied, 2 usage (the one command where 1 has a meaning of its own,
 // docs/cli.md). It needs keygate.yaml and the credential store only: the TLS files are removed
 // before any test runs.
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfigOrThrow } from '../../src/config/load.js';
@@ -170,6 +170,66 @@ describe('keygate explain', () => {
     const r = await explain(...args);
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain(message);
+    expect(r.stdout).toBe('');
+  });
+});
+
+describe('keygate explain --batch', () => {
+  const lines = (text: string) =>
+    text
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, any>);
+
+  it('explains JSON lines from stdin, one JSON line each and in order, as --json would (exit 0 whatever the decisions)', async () => {
+    const requests = [
+      { account: 'reader', method: 'GET', path: '/api/./items//42' },
+      { account: 'builder', token: narrow.id, method: 'PUT', path: '/api/items/7' },
+      { account: 'builder', token: revoked.id, method: 'GET', path: '/api/items' },
+      { account: 'sleeper', method: 'GET', path: '/healthz' },
+    ];
+    const r = await env.cli(['explain', '--batch', '-'], { input: requests.map((q) => JSON.stringify(q)).join('\n') + '\n\n' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    const out = lines(r.stdout);
+    expect(out).toHaveLength(4);
+    expect(out[0]).toMatchObject({ decision: 'allow', request: { normalizedPath: '/api/items/42' }, authorization: { allowedBy: { scope: 'items:read' } } });
+    expect(out[1]).toMatchObject({ decision: 'deny', refusal: { status: 403, code: 'KG_ERR_SCOPE_DENIED' }, credential: { id: narrow.id } });
+    expect(out[2]).toMatchObject({ decision: 'deny', refusal: { status: 401, code: 'KG_ERR_TOKEN_REVOKED' } });
+    expect(out[3]).toMatchObject({ decision: 'allow', route: { public: true } });
+    // The same answer as the one-request form.
+    const single = JSON.parse((await explain('--account', 'builder', '--token', narrow.id, '--json', 'PUT', '/api/items/7')).stdout);
+    expect(out[1]).toEqual(single);
+  });
+
+  it('reads a file too; a line it cannot explain gets an error line in its place, and the exit is 2', async () => {
+    const file = join(env.dir, 'requests.jsonl');
+    writeFileSync(file, [JSON.stringify({ account: 'reader', method: 'GET', path: '/api/items' }), 'not json', JSON.stringify({ account: 'ghost', method: 'GET', path: '/' }), JSON.stringify({ account: 'reader', method: 'GET' }), JSON.stringify({ account: 'reader', method: 'GET', path: '/', extra: 1 }), JSON.stringify({ account: 'reader', method: 'POST', path: '/api/items' })].join('\n'));
+    const r = await env.cli(['explain', '--batch', file]);
+    expect(r.code).toBe(2);
+    const out = lines(r.stdout);
+    expect(out).toHaveLength(6);
+    expect(out[0]).toMatchObject({ decision: 'allow' });
+    expect(out[1]).toEqual({ line: 2, error: { code: 'KG_ERR_EXPLAIN_INPUT', detail: 'the line is not JSON' } });
+    expect(out[2]).toEqual({ line: 3, error: { code: 'KG_ERR_EXPLAIN_INPUT', detail: 'no account named "ghost"' } });
+    expect(out[3]).toMatchObject({ line: 4, error: { detail: '"path" must be a string' } });
+    expect(out[4]).toMatchObject({ line: 5, error: { detail: expect.stringContaining('unknown field "extra"') } });
+    expect(out[5]).toMatchObject({ decision: 'deny', refusal: { code: 'KG_ERR_SCOPE_DENIED' } });
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it.each([
+    [['--batch', '-', 'GET', '/api/items']],
+    [['--batch', '-', '--account', 'reader']],
+  ])('%j is a usage error (exit 2)', async (args) => {
+    const r = await explain(...args);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stdout).toBe('');
+  });
+
+  it('a file that does not exist is an error (exit 1)', async () => {
+    const r = await explain('--batch', join(env.dir, 'missing.jsonl'));
+    expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
   });
 });

@@ -1,19 +1,21 @@
 // One temporary world per test file: a PKI minted for the test, a recording upstream on port
 // 0, a keygate.yaml and credential file in a temp folder, the CLI run as a child process, and
-// keygate itself either in-process (fast, injected audit and metrics) or as the real binary.
+// keygate itself as the real binary (startChild: what integration scenarios run against) or
+// in-process (startInProcess: only where an injected clock is what the test is about).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Registry } from 'prom-client';
-import { stringify } from 'yaml';
-import { mountAdminApi } from '../../src/admin/api.js';
-import { startKeygate, type KeygateInstance } from '../../src/instance.js';
-import { MemoryAuditSink } from '../../src/observe/audit.js';
-import { silentLogger } from '../../src/observe/logger.js';
+import type { Registry } from 'prom-client';
+import { parse, stringify } from 'yaml';
+// Types only: src/ is loaded by startInProcess alone, so that a test file on the binary does
+// not import (and transform) the whole proxy for nothing.
+import type { KeygateInstance } from '../../src/instance.js';
+import type { MemoryAuditSink } from '../../src/observe/audit.js';
 import { startEchoUpstream, type EchoUpstream } from './echo-upstream.js';
 import { mintCa, mintServer, type Authority, type Issued } from './pki.js';
 
@@ -33,7 +35,8 @@ export interface TestEnv {
   auditFile: string;
   /**
    * Writes keygate.yaml (or `file`, a second config in the same folder): the defaults
-   * deep-merged with `overrides` (arrays are replaced; a key set to undefined is left out).
+   * deep-merged with `overrides` (arrays are replaced; a key set to undefined is left out). In
+   * one rename, so that a running keygate's watcher never reads half a file.
    */
   writeConfig(overrides?: ConfigObject, file?: string): ConfigObject;
   cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string }): Promise<CliResult>;
@@ -91,11 +94,18 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: 
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
+    // A node start-up takes half a second on an idle machine and seconds on a loaded one; the
+    // bound is for a CLI that hangs, not for a slow machine.
+    const limit = opts.timeoutMs ?? 45_000;
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, limit);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
+      resolve({ code: code ?? -1, stdout, stderr: killed ? `${stderr}\n[test harness: keygate ${args[0]} killed after ${limit} ms]` : stderr });
     });
     child.stdin.end(opts.input ?? '');
   });
@@ -150,13 +160,17 @@ export async function createTestEnv(): Promise<TestEnv> {
     auditFile: join(dir, 'audit.log'),
     writeConfig(overrides = {}, file = configFile) {
       const cfg = deepMerge(defaults(), overrides);
-      writeFileSync(file, stringify(cfg));
+      const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+      writeFileSync(tmp, stringify(cfg));
+      renameSync(tmp, file);
       return cfg;
     },
     cli: (args, opts = {}) => runCli([...args, '-c', configFile], opts),
     async token(account, opts = {}) {
-      const show = await env.cli(['account', 'show', account, '--json']);
-      if (show.code !== 0) {
+      // Whether the account exists is read from the credential file: a CLI start-up each time
+      // only to ask would double the cost of every token a test makes.
+      const stored = existsSync(env.credentialsFile) ? (parse(readFileSync(env.credentialsFile, 'utf8')) as { accounts?: Array<{ name: string }> } | null) : null;
+      if (!stored?.accounts?.some((a) => a.name === account)) {
         const args = ['account', 'create', '--name', account];
         for (const r of opts.roles ?? (opts.scopes ? [] : ['editor'])) args.push('--role', r);
         for (const s of opts.scopes ?? []) args.push('--scope', s);
@@ -174,6 +188,13 @@ export async function createTestEnv(): Promise<TestEnv> {
       return { secret: j.token, id: j.id };
     },
     async startInProcess(opts = {}) {
+      const [{ Registry }, { mountAdminApi }, { startKeygate }, { MemoryAuditSink }, { silentLogger }] = await Promise.all([
+        import('prom-client'),
+        import('../../src/admin/api.js'),
+        import('../../src/instance.js'),
+        import('../../src/observe/audit.js'),
+        import('../../src/observe/logger.js'),
+      ]);
       const audit = new MemoryAuditSink();
       const registry = new Registry();
       const instance = await startKeygate({ configFile, logger: silentLogger(), audit, registry, adminApi: mountAdminApi, ...(opts.now ? { now: opts.now } : {}) });
@@ -187,7 +208,7 @@ export async function createTestEnv(): Promise<TestEnv> {
       let err = '';
       child.stdout!.on('data', (d: Buffer) => (out += d));
       const ready = new Promise<{ https: string; admin?: string; clientAuth?: string }>((resolve, reject) => {
-        const bound = opts.readyTimeoutMs ?? 15_000;
+        const bound = opts.readyTimeoutMs ?? 45_000;
         const timer = setTimeout(() => {
           // Not left running: nothing else would stop a child that never said it listens.
           child.kill('SIGKILL');
@@ -323,7 +344,7 @@ export function request(opts: RequestOptions): Promise<Response> {
 }
 
 /** Polls `fn` until it returns true, every 25 ms, at most `timeoutMs`. */
-export async function eventually(fn: () => boolean | Promise<boolean>, timeoutMs = 2_000): Promise<void> {
+export async function eventually(fn: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await fn()) return;

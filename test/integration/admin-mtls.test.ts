@@ -3,17 +3,17 @@
 // admin token; a certificate bound to another account gets 403; untrusted or unbound
 // certificates and no credential at all get 401. A new client CA applies to the admin
 // listener without a restart.
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createTestEnv, eventually, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, eventually, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { mintCa, mintClient, type Issued } from '../helpers/pki.js';
+import { awaitAudit, seedToken, writeAtomic } from './support.js';
 
 // Steps run CLI children (a node start-up each): allow for a busy machine.
 vi.setConfig({ testTimeout: 60_000 });
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let adminToken: { secret: string; id: string };
 let adminCert: Issued;
 let readerCert: Issued;
@@ -21,11 +21,11 @@ let readerCert: Issued;
 beforeAll(async () => {
   env = await createTestEnv();
   env.writeConfig({ admin: { tls: { cert: 'server.crt', key: 'server.key' } } });
-  adminToken = await env.token('ops', { roles: ['admin'] });
-  await env.token('reader', { roles: ['viewer'] });
+  adminToken = await seedToken(env, 'ops', { roles: ['admin'] });
+  await seedToken(env, 'reader', { roles: ['viewer'] });
   adminCert = await mintClient(env.clientCa.authority, { commonName: 'ops-automation' });
   readerCert = await mintClient(env.clientCa.authority, { commonName: 'reader-automation' });
-  proxy = await env.startInProcess();
+  proxy = await env.startChild();
   for (const [account, cert] of [['ops', adminCert], ['reader', readerCert]] as const) {
     const r = await admin('POST', '/admin/v1/certificates', { token: adminToken.secret, body: { account, certificate: cert.certPem } });
     if (r.status !== 201) throw new Error(`bind failed: ${r.body}`);
@@ -54,7 +54,7 @@ describe('admin API with client certificates', () => {
     await eventually(async () => (await admin('GET', '/admin/v1/accounts', { cert: adminCert })).status === 200, 1_000);
     const r = await admin('POST', '/admin/v1/accounts', { cert: adminCert, body: { name: 'made-over-mtls', roles: ['viewer'] } });
     expect(r.status).toBe(201);
-    const e = proxy.audit.entries.find((x) => x.event === 'account.created' && x.target === 'made-over-mtls');
+    const [e] = await awaitAudit(env.auditFile, (x) => x.event === 'account.created' && x.target === 'made-over-mtls');
     expect(e).toMatchObject({ actor: 'admin:ops', auth: 'mtls', credential: `sha256:${adminCert.fingerprint}` });
   });
 
@@ -102,7 +102,7 @@ describe('admin API with client certificates', () => {
     const cert = await mintClient(newCa.authority, { commonName: 'from the new CA' });
     expect((await admin('POST', '/admin/v1/certificates', { token: adminToken.secret, body: { account: 'ops', certificate: cert.certPem } })).status).toBe(201);
     expect((await admin('GET', '/admin/v1/accounts', { cert })).json().code).toBe('KG_ERR_CERT_UNTRUSTED');
-    writeFileSync(join(env.dir, 'client-ca.crt'), env.clientCa.certPem + newCa.certPem);
+    writeAtomic(join(env.dir, 'client-ca.crt'), env.clientCa.certPem + newCa.certPem);
     await eventually(async () => (await admin('GET', '/admin/v1/accounts', { cert })).status === 200, 2_000);
     // The first CA is still trusted.
     expect((await admin('GET', '/admin/v1/accounts', { cert: adminCert })).status).toBe(200);

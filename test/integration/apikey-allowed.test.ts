@@ -1,16 +1,17 @@
 // A valid token gets through with the caller's identity at the upstream; its twins without a
 // token, with an unknown token, and with a malformed one are refused and never reach it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { seedToken } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let token: { secret: string; id: string };
 
 beforeAll(async () => {
   env = await createTestEnv();
-  token = await env.token('ci-deployer', { roles: ['viewer'] });
-  proxy = await env.startInProcess();
+  token = await seedToken(env, 'ci-deployer', { roles: ['viewer'] });
+  proxy = await env.startChild();
 });
 afterAll(() => env.cleanup());
 

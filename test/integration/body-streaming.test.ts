@@ -5,15 +5,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, signal, startUpstream, within, type PlainUpstream } from './support.js';
+import { createTestEnv, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { SETUP_TIMEOUT_MS, seedToken, signal, startUpstream, type PlainUpstream, within } from './support.js';
 
 const MiB = 1024 * 1024;
 const TOTAL = 32 * MiB;
 const CHUNK = 256 * 1024;
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let upstream: PlainUpstream;
 let secret: string;
 
@@ -63,8 +63,8 @@ beforeAll(async () => {
     res.writeHead(404).end();
   });
   env.writeConfig({ routes: [{ pathPrefix: '/api', upstream: upstream.url }], scopes: { any: ['* /**'] } });
-  secret = (await env.token('svc', { scopes: ['any'] })).secret;
-  proxy = await env.startInProcess();
+  secret = (await seedToken(env, 'svc', { scopes: ['any'] })).secret;
+  proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(async () => {
   await upstream.close();

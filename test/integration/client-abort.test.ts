@@ -4,11 +4,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, eventually, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, sample, signal, startUpstream, within, type PlainUpstream } from './support.js';
+import { createTestEnv, eventually, readJsonLines, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { AUDIT_FLUSH_MS, SETUP_TIMEOUT_MS, metricsOf, sample, seedToken, signal, startUpstream, type PlainUpstream, within } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let upstream: PlainUpstream;
 let secret: string;
 
@@ -43,16 +43,16 @@ beforeAll(async () => {
     }
   });
   env.writeConfig({ routes: [{ pathPrefix: '/api', upstream: upstream.url }], scopes: { any: ['* /**'] } });
-  secret = (await env.token('svc-abort', { scopes: ['any'] })).secret;
-  proxy = await env.startInProcess();
+  secret = (await seedToken(env, 'svc-abort', { scopes: ['any'] })).secret;
+  proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(async () => {
   await upstream.close();
   await env.cleanup();
 });
 
-const outcomes = async (outcome: string) => sample(await proxy.registry.metrics(), 'keygate_requests_total', { account: 'svc-abort', auth: 'api-key', outcome });
-const auditOf = (id: string) => proxy.audit.entries.filter((e) => e.event === 'request' && e.requestId === id);
+const outcomes = async (outcome: string) => sample(await metricsOf(proxy), 'keygate_requests_total', { account: 'svc-abort', auth: 'api-key', outcome });
+const auditOf = (id: string) => readJsonLines(env.auditFile).filter((e) => e.event === 'request' && e.requestId === id);
 
 function open(method: string, path: string, id: string, headers: Record<string, string | number> = {}) {
   const req = https.request({ host: '127.0.0.1', port: proxy.port, servername: 'api.test', ca: env.serverCa.certPem, method, path, agent: false, headers: { host: 'api.test', 'x-api-key': secret, 'x-request-id': id, ...headers } });
@@ -60,12 +60,16 @@ function open(method: string, path: string, id: string, headers: Record<string, 
   return req;
 }
 
-/** After the abort: one audit entry, and still one after another request went through. */
+/**
+ * After the abort: one audit line, and still one once the line of another request, sent after
+ * it, is in the file too (the sink writes in order, so a second line would be there by then).
+ */
 async function expectAuditedOnce(id: string) {
-  await eventually(() => auditOf(id).length === 1, 2_000);
+  await eventually(() => auditOf(id).length === 1, AUDIT_FLUSH_MS);
   const s = track('after-' + id);
   expect((await request({ port: proxy.port, ca: env.serverCa.certPem, path: '/api/ok', headers: { 'x-api-key': secret, 'x-request-id': 'after-' + id } })).status).toBe(200);
   await s.closed.promise;
+  await eventually(() => auditOf('after-' + id).length === 1, AUDIT_FLUSH_MS);
   expect(auditOf(id)).toHaveLength(1);
   return auditOf(id)[0]!;
 }

@@ -2,20 +2,20 @@
 // keygate's own identity headers, the x-forwarded-* set and the request id are what it sees.
 // Each "passes" case has its "never passes" twin.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import type { Received } from '../helpers/echo-upstream.js';
-import { SETUP_TIMEOUT_MS, rawRequest } from './support.js';
+import { SETUP_TIMEOUT_MS, rawRequest, seedToken } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let token: { secret: string; id: string };
 let other: { secret: string; id: string };
 
 beforeAll(async () => {
   env = await createTestEnv();
-  token = await env.token('ci-deployer', { roles: ['viewer'] });
-  other = await env.token('ci-deployer');
-  proxy = await env.startInProcess();
+  token = await seedToken(env, 'ci-deployer', { roles: ['viewer'] });
+  other = await seedToken(env, 'ci-deployer');
+  proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
 

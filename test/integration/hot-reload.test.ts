@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, readJsonLines, deepMerge, eventually, request, type ChildProxy, type ConfigObject, type TestEnv } from '../helpers/harness.js';
-import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, adminGet, sample, writeAtomic } from './support.js';
+import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, adminGet, sample, seedToken, writeAtomic } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -18,8 +18,8 @@ let spare: { secret: string; id: string };
 beforeAll(async () => {
   env = await createTestEnv();
   base = env.writeConfig();
-  viewer = await env.token('svc-viewer', { roles: ['viewer'] });
-  spare = await env.token('svc-viewer');
+  viewer = await seedToken(env, 'svc-viewer', { roles: ['viewer'] });
+  spare = await seedToken(env, 'svc-viewer');
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());

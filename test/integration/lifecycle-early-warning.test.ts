@@ -1,8 +1,11 @@
 // Early warning: a credential within credentials.warnBefore of its end (own expiry or its
 // account's end date) gets `keygate-credential-expires: <RFC 3339>` on its responses, the audit
 // log records a warning at most once a (UTC) day per credential, and every credential and
-// account end date is exported as keygate_credential_expiry_timestamp_seconds. The proxy runs
-// in-process with a clock the test moves forward.
+// account end date is exported as keygate_credential_expiry_timestamp_seconds.
+//
+// Why in-process: "once a day" is only tested by letting a day pass, and the built binary
+// cannot take an injected clock. The proxy runs in-process with a clock the test moves a day
+// forward; the store is changed with the CLI, requests and metrics go over the wire.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestEnv, eventually, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
 

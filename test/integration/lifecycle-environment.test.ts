@@ -4,13 +4,13 @@
 // environment that no store holds gets the same answer, not "unknown").
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mintToken } from '../../src/store/token-format.js';
-import { createTestEnv, eventually, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, eventually, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 
 // Steps run CLI children (a node start-up each): allow for a busy machine.
 vi.setConfig({ testTimeout: 60_000 });
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let prod: { secret: string; id: string };
 let dev: { secret: string; id: string };
 let bare: { secret: string; id: string };
@@ -23,7 +23,7 @@ beforeAll(async () => {
   bare = await env.token('svc');
   env.writeConfig({ environment: 'prod' });
   prod = await env.token('svc');
-  proxy = await env.startInProcess();
+  proxy = await env.startChild();
 }, 120_000); // several CLI children: slow on a busy machine
 afterAll(() => env.cleanup());
 

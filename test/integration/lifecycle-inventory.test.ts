@@ -4,13 +4,13 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FileStore } from '../../src/store/file/file-store.js';
-import { createTestEnv, eventually, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, eventually, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 
 // Steps run CLI children (a node start-up each): allow for a busy machine.
 vi.setConfig({ testTimeout: 60_000 });
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let used: { secret: string; id: string };
 let idle: { secret: string; id: string };
 
@@ -18,7 +18,7 @@ beforeAll(async () => {
   env = await createTestEnv();
   used = await env.token('inventoried', { roles: ['viewer'], label: 'in use' });
   idle = await env.token('inventoried', { label: 'idle' });
-  proxy = await env.startInProcess();
+  proxy = await env.startChild();
 }, 120_000); // several CLI children: slow on a busy machine
 afterAll(() => env.cleanup());
 

@@ -3,17 +3,17 @@
 // client-certificate host, or the reverse). Hosts of the same mode, with or without a port,
 // are fine.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_HOST, createTestEnv, MTLS_HOST, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, sample } from './support.js';
+import { API_HOST, createTestEnv, MTLS_HOST, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { SETUP_TIMEOUT_MS, metricsOf, sample, seedToken } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let secret: string;
 
 beforeAll(async () => {
   env = await createTestEnv();
-  secret = (await env.token('svc', { roles: ['viewer'] })).secret;
-  proxy = await env.startInProcess();
+  secret = (await seedToken(env, 'svc', { roles: ['viewer'] })).secret;
+  proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
 
@@ -31,13 +31,13 @@ describe('Host and SNI of different modes', () => {
     [MTLS_HOST, API_HOST],
     [MTLS_HOST, `${API_HOST}:443`],
   ])('SNI %s with Host %s: 421, nothing forwarded', async (sni, host) => {
-    const before = sample(await proxy.registry.metrics(), 'keygate_requests_total', { account: '', auth: '', outcome: 'misdirected' });
+    const before = sample(await metricsOf(proxy), 'keygate_requests_total', { account: '', auth: '', outcome: 'misdirected' });
     const { res, reached } = await call(sni, host);
     expect(res.status).toBe(421);
     expect(res.headers['content-type']).toBe('application/problem+json');
     expect(res.json().code).toBe('KG_ERR_MISDIRECTED');
     expect(reached).toBe(0);
-    expect(sample(await proxy.registry.metrics(), 'keygate_requests_total', { account: '', auth: '', outcome: 'misdirected' })).toBe(before + 1);
+    expect(sample(await metricsOf(proxy), 'keygate_requests_total', { account: '', auth: '', outcome: 'misdirected' })).toBe(before + 1);
   });
 });
 

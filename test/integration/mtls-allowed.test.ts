@@ -3,12 +3,13 @@
 // sent in that header; its scopes and rate limits apply per certificate credential. Twins:
 // the same request without the certificate, outside the scopes, past the limit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { mintClient, type Issued } from '../helpers/pki.js';
 import { code, mtls, ops, seed } from './mtls-support.js';
+import { awaitAudit } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let client: Issued;
 let limited: Issued;
 
@@ -22,7 +23,7 @@ beforeAll(async () => {
     ops.bind(data, ctx, { account: 'billing', match: 'fingerprint', value: client.fingerprint, nickname: 'worker' });
     ops.bind(data, ctx, { account: 'billing', match: 'fingerprint', value: limited.fingerprint, policy: 'tight' });
   });
-  proxy = await env.startInProcess();
+  proxy = await env.startChild();
 });
 afterAll(() => env.cleanup());
 
@@ -41,8 +42,9 @@ describe('a bound client certificate', () => {
     expect(got.headers['x-forwarded-client-cert']).toBe(
       `Hash=${client.fingerprint};Subject="CN=billing\\\\, \\\\\\"eu\\\\\\" worker";URI=spiffe://example.test/ns/billing/sa/worker;DNS=worker.billing.svc`,
     );
-    const audit = proxy.audit.entries.find((e) => e.requestId === res.headers['x-request-id']);
-    expect(audit).toMatchObject({ auth: 'mtls', account: 'billing', credential: `sha256:${client.fingerprint}`, decision: 'allow' });
+    const audit = await awaitAudit(env.auditFile, (e) => e.requestId === res.headers['x-request-id']);
+    expect(audit).toHaveLength(1);
+    expect(audit[0]).toMatchObject({ auth: 'mtls', account: 'billing', credential: `sha256:${client.fingerprint}`, decision: 'allow' });
   });
 
   it('without the certificate the same request is refused and reaches no upstream', async () => {

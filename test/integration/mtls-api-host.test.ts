@@ -5,12 +5,13 @@
 // session made with a certificate (or on the other host) must present its certificate again.
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { seedToken } from './support.js';
 import { mintClient, type Issued } from '../helpers/pki.js';
 import { API_HOST, code, MTLS_HOST, mtls, ops, seed } from './mtls-support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let cert: Issued;
 let token: { secret: string; id: string };
 
@@ -21,8 +22,8 @@ beforeAll(async () => {
     ops.account(data, ctx, { name: 'svc' });
     ops.bind(data, ctx, { account: 'svc', match: 'fingerprint', value: cert.fingerprint });
   });
-  token = await env.token('svc');
-  proxy = await env.startInProcess();
+  token = await seedToken(env, 'svc');
+  proxy = await env.startChild();
 });
 afterAll(() => env.cleanup());
 

@@ -3,28 +3,40 @@
 // revocation for every certificate of the chain once any CRL is configured
 // (X509_V_FLAG_CRL_CHECK_ALL), so each CA in the chain needs its own current CRL; keygate
 // refuses a configuration that leaves a configured CA without one.
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, eventually, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { mintCa, mintClient, mintCrl, mintIntermediate, mintStaleCrl, type Authority, type Issued } from '../helpers/pki.js';
 import { code, metricsText, mtls, ops, seed } from './mtls-support.js';
-import { sample } from './support.js';
+import { logLines, sample, writeAtomic } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let rootB: Issued & { authority: Authority };
 let interB: Issued & { authority: Authority };
 let fromA: Issued;
 let viaInter: Issued;
 let stranger: Issued;
 
-const write = (name: string, text: string) => writeFileSync(join(env.dir, name), text);
+const write = (name: string, text: string) => writeAtomic(join(env.dir, name), text);
 const withChain = (leaf: Issued) => ({ ...leaf, chainPem: interB.certPem });
 
+const RELOADED = 'config reloaded';
+const REJECTED = 'config change rejected; keeping the previous state';
+
+/** Rewrites keygate.yaml under the running binary; true when its watcher applied it, false when refused. */
 async function reconfigure(clientAuth: Record<string, unknown>): Promise<boolean> {
+  const seen = logLines(proxy).length;
   env.writeConfig({ listen: { clientAuth: { ca: ['client-ca.crt', 'root-b.crt'], ...clientAuth } } });
-  return proxy.instance.reload('test');
+  let outcome: boolean | undefined;
+  await eventually(() => {
+    const line = logLines(proxy)
+      .slice(seen)
+      .find((l) => l.source === 'config' && (l.msg === RELOADED || l.msg === REJECTED));
+    outcome = line === undefined ? undefined : line.msg === RELOADED;
+    return outcome !== undefined;
+  }, 5_000);
+  return outcome!;
 }
 
 beforeAll(async () => {
@@ -40,7 +52,7 @@ beforeAll(async () => {
     ops.bind(data, ctx, { account: 'svc', match: 'cn', value: 'chain-client' });
   });
   env.writeConfig({ listen: { clientAuth: { ca: ['client-ca.crt', 'root-b.crt'] } } });
-  proxy = await env.startInProcess();
+  proxy = await env.startChild();
 });
 afterAll(() => env.cleanup());
 

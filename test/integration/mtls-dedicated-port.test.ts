@@ -3,12 +3,13 @@
 // keeps choosing by SNI.
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { seedToken } from './support.js';
 import { mintClient, type Issued } from '../helpers/pki.js';
 import { API_HOST, code, mtls, ops, seed } from './mtls-support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let port: number;
 let cert: Issued;
 let token: { secret: string };
@@ -21,9 +22,9 @@ beforeAll(async () => {
     ops.account(data, ctx, { name: 'svc' });
     ops.bind(data, ctx, { account: 'svc', match: 'fingerprint', value: cert.fingerprint });
   });
-  token = await env.token('svc');
-  proxy = await env.startInProcess();
-  port = proxy.instance.clientAuth!.port;
+  token = await seedToken(env, 'svc');
+  proxy = await env.startChild();
+  port = proxy.clientAuthPort!;
 });
 afterAll(() => env.cleanup());
 

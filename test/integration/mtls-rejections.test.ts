@@ -5,12 +5,13 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { mintCa, mintClient, mintCrl, mintExpiredClient, type Issued } from '../helpers/pki.js';
 import { authFailures, code, mtls, ops, seed } from './mtls-support.js';
+import { awaitAudit } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 const certs: Record<string, Issued> = {};
 
 beforeAll(async () => {
@@ -29,7 +30,7 @@ beforeAll(async () => {
     ops.account(data, ctx, { name: 'svc' });
     ops.bind(data, ctx, { account: 'svc', match: 'cn', value: 'good' });
   });
-  proxy = await env.startInProcess();
+  proxy = await env.startChild();
 });
 afterAll(() => env.cleanup());
 
@@ -56,7 +57,8 @@ describe('client certificate rejections', () => {
     expect(code(res)).toBe(errorCode);
     expect(env.upstream.received.length).toBe(before);
     expect(await authFailures(proxy, reason)).toBe(counted + 1);
-    const audit = proxy.audit.entries.find((e) => e.requestId === res.headers['x-request-id']);
-    expect(audit).toMatchObject({ event: 'request', auth: 'mtls', status: 401, decision: 'deny', reason: errorCode, account: null });
+    const audit = await awaitAudit(env.auditFile, (e) => e.requestId === res.headers['x-request-id']);
+    expect(audit).toHaveLength(1);
+    expect(audit[0]).toMatchObject({ event: 'request', auth: 'mtls', status: 401, decision: 'deny', reason: errorCode, account: null });
   });
 });

@@ -8,10 +8,10 @@ import https from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, eventually, type ChildProxy, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, eventually, readJsonLines, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { mintCa, mintClient, mintCrl, mintServer, type Issued } from '../helpers/pki.js';
 import { API_HOST, MTLS_HOST, code, metricsText, mtls, ops, seed } from './mtls-support.js';
-import { adminGet, sample, writeAtomic } from './support.js';
+import { AUDIT_FLUSH_MS, adminGet, sample, seedToken, writeAtomic } from './support.js';
 
 const HOSTS = [API_HOST, MTLS_HOST, 'localhost', '127.0.0.1'];
 
@@ -48,13 +48,13 @@ function get(env: TestEnv, port: number, secret: string, agent: https.Agent | fa
   });
 }
 
-async function reloads(proxy: InProcessProxy, result: 'success' | 'rejected'): Promise<number> {
+async function reloads(proxy: { adminPort: number }, result: 'success' | 'rejected'): Promise<number> {
   return sample(await metricsText(proxy), 'keygate_tls_reloads_total', { result });
 }
 
-describe('in-process: rotation and broken files', () => {
+describe('rotation and broken files', () => {
   let env: TestEnv;
-  let proxy: InProcessProxy;
+  let proxy: ChildProxy;
   let token: { secret: string };
   let client: Issued;
   let current: string;
@@ -69,14 +69,21 @@ describe('in-process: rotation and broken files', () => {
       ops.account(data, ctx, { name: 'svc' });
       ops.bind(data, ctx, { account: 'svc', match: 'cn', value: 'reload-client' });
     });
-    token = await env.token('svc');
-    proxy = await env.startInProcess();
+    token = await seedToken(env, 'svc');
+    proxy = await env.startChild();
     current = fp(new X509Certificate(readFileSync(join(env.dir, 'server.crt'))));
   });
   afterAll(async () => {
     agent.destroy();
     await env.cleanup();
   });
+
+  /** The problems of the first TLS rejection audited after line `since` of the audit file. */
+  const rejectedTls = async (since: number): Promise<string[]> => {
+    let found: Record<string, unknown> | undefined;
+    await eventually(() => (found = readJsonLines(env.auditFile).slice(since).find((e) => e.event === 'config.rejected' && e.target === 'tls')) !== undefined, AUDIT_FLUSH_MS);
+    return found!.problems as string[];
+  };
 
   const install = (server: Issued, which: 'both' | 'cert' | 'key' = 'both') => {
     if (which !== 'key') writeAtomic(join(env.dir, 'server.crt'), server.certPem + env.serverCa.certPem);
@@ -101,20 +108,20 @@ describe('in-process: rotation and broken files', () => {
 
   it('a broken certificate file is refused and counted; the previous certificate keeps serving', async () => {
     const rejected = await reloads(proxy, 'rejected');
+    const since = readJsonLines(env.auditFile).length;
     writeAtomic(join(env.dir, 'server.crt'), '-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n');
     await eventually(async () => (await reloads(proxy, 'rejected')) > rejected);
     expect(await get(env, proxy.port, token.secret, false)).toMatchObject({ status: 200, served: current });
-    const audit = proxy.audit.entries.filter((e) => e.event === 'config.rejected' && e.target === 'tls').at(-1);
-    expect(String((audit?.problems as string[])[0])).toMatch(/server\.crt: not a valid PEM certificate/);
+    expect(String((await rejectedTls(since))[0])).toMatch(/server\.crt: not a valid PEM certificate/);
   });
 
   it('a half-done rotation (certificate replaced before the key) is refused until the key follows', async () => {
     const next = await mintServer(env.serverCa.authority, HOSTS);
     const rejected = await reloads(proxy, 'rejected');
+    const since = readJsonLines(env.auditFile).length;
     install(next, 'cert');
     await eventually(async () => (await reloads(proxy, 'rejected')) > rejected);
-    const audit = proxy.audit.entries.filter((e) => e.event === 'config.rejected' && e.target === 'tls').at(-1);
-    expect(String((audit?.problems as string[])[0])).toMatch(/server\.key does not belong to the certificate/);
+    expect(String((await rejectedTls(since))[0])).toMatch(/server\.key does not belong to the certificate/);
     // Neither a mismatched pair nor nothing: the last good pair.
     expect(await get(env, proxy.port, token.secret, false)).toMatchObject({ status: 200, served: current });
     install(next, 'key');
@@ -189,7 +196,7 @@ describe('child process: SIGHUP and Kubernetes-style mounts', () => {
     symlinkSync('../hidden/server.crt', join(env.dir, 'live', 'server.crt'));
     symlinkSync('../hidden/server.key', join(env.dir, 'live', 'server.key'));
     env.writeConfig({ listen: { tls: { cert: 'tls/tls.crt', key: 'tls/tls.key' } } });
-    token = await env.token('svc');
+    token = await seedToken(env, 'svc');
     child = await env.startChild();
   });
   afterAll(() => env.cleanup());

@@ -1,14 +1,14 @@
 // What the mtls-* integration tests share: a request over the client-certificate host with a
 // minted certificate, CLI shortcuts for accounts and bindings, and metric reads.
 import { expect } from 'vitest';
-import { API_HOST, MTLS_HOST, request, type InProcessProxy, type Response, type TestEnv } from '../helpers/harness.js';
+import { API_HOST, MTLS_HOST, request, type Response, type TestEnv } from '../helpers/harness.js';
 import type { Issued } from '../helpers/pki.js';
 import { loadConfigOrThrow } from '../../src/config/load.js';
 import { bindCertificate, type BindingInput } from '../../src/store/cert-operations.js';
 import { FileStore } from '../../src/store/file/file-store.js';
 import { createAccount as createAccountOp, updateAccount, type AccountInput, type AccountPatch, type OpContext } from '../../src/store/operations.js';
 import type { StoreData } from '../../src/store/types.js';
-import { sample } from './support.js';
+import { metricsOf, sample } from './support.js';
 
 export { API_HOST, MTLS_HOST };
 
@@ -69,11 +69,12 @@ export const ops = {
   bind: (data: StoreData, ctx: OpContext, input: BindingInput) => bindCertificate(data, input, ctx),
 };
 
-export async function metricsText(proxy: InProcessProxy): Promise<string> {
-  return proxy.registry.metrics();
+/** The metrics of a running keygate binary, from its admin listener. */
+export async function metricsText(proxy: { adminPort: number }): Promise<string> {
+  return metricsOf(proxy);
 }
 
-export async function authFailures(proxy: InProcessProxy, reason: string): Promise<number> {
+export async function authFailures(proxy: { adminPort: number }, reason: string): Promise<number> {
   return sample(await metricsText(proxy), 'keygate_auth_failures_total', { reason });
 }
 

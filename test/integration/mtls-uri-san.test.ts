@@ -2,12 +2,12 @@
 // precedence (exact, then the most specific pattern), and the certificates that must not
 // match: another trust domain, two segments where one is allowed, dot segments.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, eventually, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { mintClient } from '../helpers/pki.js';
 import { bind, code, mtls, ops, seed } from './mtls-support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 
 beforeAll(async () => {
   env = await createTestEnv();
@@ -17,7 +17,7 @@ beforeAll(async () => {
     ops.bind(data, ctx, { account: 'prod-workloads', match: 'uri', value: 'spiffe://td.test/ns/prod/sa/*' });
     ops.bind(data, ctx, { account: 'deployer', match: 'uri', value: 'spiffe://td.test/ns/prod/sa/deployer' });
   });
-  proxy = await env.startInProcess();
+  proxy = await env.startChild();
 });
 afterAll(() => env.cleanup());
 
@@ -56,14 +56,12 @@ describe('URI SAN bindings', () => {
     const cert = await mintClient(env.clientCa.authority, { commonName: 'workload', uris: ['spiffe://td.test/ns/prod/sa/deployer'] });
     await bind(env, 'pinned', 'fingerprint', cert.fingerprint);
     // The proxy picks up the store change within a second.
-    const deadline = Date.now() + 2_000;
     let account: unknown;
-    while (Date.now() < deadline) {
+    await eventually(async () => {
       const res = await mtls(env, { port: proxy.port, cert });
       account = env.upstream.received.at(-1)!.headers['x-keygate-account'];
-      if (res.status === 200 && account === 'pinned') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return res.status === 200 && account === 'pinned';
+    }, 2_000).catch(() => undefined);
     expect(account).toBe('pinned');
   });
 

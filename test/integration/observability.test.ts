@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, readJsonLines, eventually, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, adminGet, closedPort, sample } from './support.js';
+import { SETUP_TIMEOUT_MS, adminGet, closedPort, sample, seedToken } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -26,9 +26,9 @@ beforeAll(async () => {
     roles: { viewer: ['items:read', 'down:read'] },
     policies: { default: { rate: '1000/s', burst: 1000 }, one: { rate: '1/m', burst: 1 } },
   });
-  viewer = await env.token('svc-observed', { roles: ['viewer'] });
-  limited = await env.token('svc-limited', { roles: ['viewer'], policy: 'one' });
-  expiring = await env.token('svc-observed', { expires: '30d' });
+  viewer = await seedToken(env, 'svc-observed', { roles: ['viewer'] });
+  limited = await seedToken(env, 'svc-limited', { roles: ['viewer'], policy: 'one' });
+  expiring = await seedToken(env, 'svc-observed', { expires: '30d' });
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
@@ -53,6 +53,7 @@ describe('audit', () => {
     ['an upstream failure', '/api/down?x=1', 'viewer', 502, 'error', /^KG_ERR_UPSTREAM_UNAVAILABLE \(refused\)$/],
   ])('one line for a request %s, with the SPEC fields and no query string', async (_name, path, who, status, decision, reason) => {
     const requestId = `obs-${randomUUID()}`;
+    const before = Date.now();
     const res = await call(path, { 'x-request-id': requestId, ...(who === 'viewer' ? { 'x-api-key': viewer.secret } : {}) });
     expect(res.status).toBe(status);
     // Flushed at least once a second.
@@ -76,7 +77,9 @@ describe('audit', () => {
     expect(String(a.reason)).toMatch(reason);
     expect(typeof a.durationMs).toBe('number');
     expect(a.durationMs as number).toBeGreaterThanOrEqual(0);
-    expect(Date.parse(String(a.time))).toBeGreaterThan(Date.now() - 60_000);
+    // Timed when it was answered: after it was sent, before now.
+    expect(Date.parse(String(a.time))).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(String(a.time))).toBeLessThanOrEqual(Date.now());
     expect(JSON.stringify(a)).not.toContain('?');
   });
 });

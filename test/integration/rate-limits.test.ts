@@ -1,14 +1,17 @@
 // Limit: a token bucket per credential, or per account when the policy says so; RateLimit-*
 // and X-RateLimit-* on every authenticated answer, 429 with Retry-After when the bucket is
 // empty. Failed authentications are limited per client IP, without holding back a valid
-// token from the same address. Rates are per minute so that refill never races the test.
+// token from the same address. Rates are per minute so that refill never races the test; the
+// refill itself is in lifecycle-clock.test.ts, where the clock can be moved.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, eventually, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
+import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { mintToken } from '../../src/store/token-format.js';
-import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, sample } from './support.js';
+import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, awaitLoaded, metricsOf, sample, seedToken } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
+/** An admin token the proxy knows from its start: asks the admin API which credentials it holds. */
+let ops: { secret: string; id: string };
 
 beforeAll(async () => {
   env = await createTestEnv();
@@ -21,7 +24,8 @@ beforeAll(async () => {
     },
     authFailures: { rate: '1/m', burst: 3 },
   });
-  proxy = await env.startInProcess();
+  ops = await seedToken(env, 'ops', { roles: ['admin'] });
+  proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
 
@@ -32,12 +36,12 @@ async function call(secret: string | undefined) {
 }
 
 /**
- * A token made by the CLI, once the running proxy has loaded it. Polling with requests would
- * spend the very budgets under test, so this looks at the proxy's credential index instead.
+ * A token written into the store, once the running proxy has loaded it. Polling with requests
+ * would spend the very budgets under test, so this asks the proxy's admin API instead.
  */
 async function tokenFor(account: string, opts: { policy?: string } = {}) {
-  const t = await env.token(account, opts);
-  await eventually(() => proxy.instance.index().byId.has(t.id), 3_000);
+  const t = await seedToken(env, account, opts);
+  await awaitLoaded(proxy, ops.secret, t.id);
   return t;
 }
 
@@ -46,7 +50,7 @@ const RATE_HEADERS = ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset
 describe('per-credential bucket', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it('admits the burst with RateLimit headers, then answers 429 with Retry-After', async () => {
     const t = await tokenFor('svc-small', { policy: 'small' });
-    const before = sample(await proxy.registry.metrics(), 'keygate_rate_limited_total', { account: 'svc-small' });
+    const before = sample(await metricsOf(proxy), 'keygate_rate_limited_total', { account: 'svc-small' });
     for (const remaining of [2, 1, 0]) {
       const { res } = await call(t.secret);
       expect(res.status).toBe(200);
@@ -67,7 +71,7 @@ describe('per-credential bucket', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
     expect(retry).toBeLessThanOrEqual(20);
     for (const h of RATE_HEADERS) expect(res.headers[h], h).toBeDefined();
     expect(res.headers['ratelimit-remaining']).toBe('0');
-    expect(sample(await proxy.registry.metrics(), 'keygate_rate_limited_total', { account: 'svc-small' })).toBe(before + 1);
+    expect(sample(await metricsOf(proxy), 'keygate_rate_limited_total', { account: 'svc-small' })).toBe(before + 1);
   });
 
   it('a token with a roomy policy is not held back by its neighbour', async () => {
@@ -103,7 +107,7 @@ describe('per: account', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
 describe('failed authentications per client IP', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it('turn into 429 KG_ERR_AUTH_RATE_LIMITED past the budget, while a valid token still passes', async () => {
     const valid = await tokenFor('svc-valid');
-    const before = sample(await proxy.registry.metrics(), 'keygate_rate_limited_total', { account: '' });
+    const before = sample(await metricsOf(proxy), 'keygate_rate_limited_total', { account: '' });
     const unknown = mintToken(null);
     for (let i = 0; i < 3; i++) {
       const { res } = await call(i === 1 ? undefined : unknown);
@@ -116,7 +120,7 @@ describe('failed authentications per client IP', { timeout: CLI_TEST_TIMEOUT_MS 
       expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
       expect(reached).toBe(0);
     }
-    expect(sample(await proxy.registry.metrics(), 'keygate_rate_limited_total', { account: '' })).toBe(before + 3);
+    expect(sample(await metricsOf(proxy), 'keygate_rate_limited_total', { account: '' })).toBe(before + 3);
     const ok = await call(valid.secret);
     expect(ok.res.status).toBe(200);
     expect(ok.reached).toBe(1);

@@ -6,7 +6,7 @@
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, eventually, readJsonLines, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, rawJson, rawRequest } from './support.js';
+import { SETUP_TIMEOUT_MS, rawJson, rawRequest, seedToken } from './support.js';
 
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -15,7 +15,7 @@ let secret: string;
 beforeAll(async () => {
   env = await createTestEnv();
   env.writeConfig({ listen: { limits: { maxHeaderSize: 2048, headersTimeout: '1s', requestTimeout: '6s', keepAliveTimeout: '1s' } } });
-  secret = (await env.token('svc', { roles: ['editor'] })).secret;
+  secret = (await seedToken(env, 'svc', { roles: ['editor'] })).secret;
   proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
@@ -56,6 +56,19 @@ describe('malformed requests', () => {
     expect(r.closed).toBe(true);
     expect(env.upstream.received.length).toBe(before);
     await eventually(() => readJsonLines(env.auditFile).some((a) => a.requestId === body.requestId && a.decision === 'deny'), 3_000);
+  });
+
+  it('the 400 to a malformed HEAD request has the head only (a HEAD answer has no body); GET has the body', async () => {
+    const head = await rawRequest({ port: proxy.port, ca: env.serverCa.certPem, data: `HEAD %2Fapi HTTP/1.1\r\nHost: api.test\r\nx-api-key: ${secret}\r\n\r\n`, timeoutMs: 4_000 });
+    expect(head.status).toBe(400);
+    expect(head.closed).toBe(true);
+    expect(head.text).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/);
+    expect(head.text.endsWith('\r\n\r\n')).toBe(true);
+    // Node's own client, which knows it sent HEAD, reads the answer as complete.
+    const viaClient = await request({ port: proxy.port, ca: env.serverCa.certPem, method: 'HEAD', path: '%2Fapi', headers: { 'x-api-key': secret } });
+    expect([viaClient.status, viaClient.body]).toEqual([400, '']);
+    const get = await rawRequest({ port: proxy.port, ca: env.serverCa.certPem, data: `GET %2Fapi HTTP/1.1\r\nHost: api.test\r\nx-api-key: ${secret}\r\n\r\n`, timeoutMs: 4_000 });
+    expect([get.status, rawJson(get).code]).toEqual([400, 'KG_ERR_MALFORMED_REQUEST']);
   });
 
   it('the twin: the same request written correctly is served', async () => {

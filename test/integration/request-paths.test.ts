@@ -2,11 +2,11 @@
 // can only be reached through a spelling the scope rules saw. Ambiguous spellings are refused
 // with 400 before anything reaches the upstream; the query string travels untouched.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, rawRequest } from './support.js';
+import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { SETUP_TIMEOUT_MS, rawRequest, seedToken } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let token: { secret: string; id: string };
 
 beforeAll(async () => {
@@ -20,8 +20,8 @@ beforeAll(async () => {
     scopes: { 'status:read': ['GET /status'] },
     roles: { viewer: ['items:read', 'status:read'] },
   });
-  token = await env.token('reader', { roles: ['viewer'] });
-  proxy = await env.startInProcess();
+  token = await seedToken(env, 'reader', { roles: ['viewer'] });
+  proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
 

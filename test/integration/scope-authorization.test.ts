@@ -2,11 +2,11 @@
 // its method and normalized path; otherwise 403 naming the scope that would have allowed it.
 // Deny by default: no scope, no access.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS } from './support.js';
+import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { SETUP_TIMEOUT_MS, seedToken } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let viewer: string;
 let editor: string;
 let writeOnly: string;
@@ -15,13 +15,13 @@ let nothing: string;
 
 beforeAll(async () => {
   env = await createTestEnv();
-  viewer = (await env.token('viewer-svc', { roles: ['viewer'] })).secret;
-  editor = (await env.token('editor-svc', { roles: ['editor'] })).secret;
-  writeOnly = (await env.token('writer-svc', { scopes: ['items:write'] })).secret;
+  viewer = (await seedToken(env, 'viewer-svc', { roles: ['viewer'] })).secret;
+  editor = (await seedToken(env, 'editor-svc', { roles: ['editor'] })).secret;
+  writeOnly = (await seedToken(env, 'writer-svc', { scopes: ['items:write'] })).secret;
   // A token of the editor account restricted to a subset of its scopes.
-  narrowed = (await env.token('editor-svc', { tokenScopes: ['items:read'] })).secret;
-  nothing = (await env.token('empty-svc', { roles: [] })).secret;
-  proxy = await env.startInProcess();
+  narrowed = (await seedToken(env, 'editor-svc', { tokenScopes: ['items:read'] })).secret;
+  nothing = (await seedToken(env, 'empty-svc', { roles: [] })).secret;
+  proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
 

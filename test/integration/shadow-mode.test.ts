@@ -1,22 +1,22 @@
 // Shadow before enforce: with authorization.mode: shadow a request no scope allows is let
 // through, logged and counted as a shadow denial; authentication is still enforced.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, sample } from './support.js';
+import { createTestEnv, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { SETUP_TIMEOUT_MS, awaitAudit, metricsOf, sample, seedToken } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let viewer: { secret: string; id: string };
 
 beforeAll(async () => {
   env = await createTestEnv();
   env.writeConfig({ authorization: { mode: 'shadow' } });
-  viewer = await env.token('viewer-svc', { roles: ['viewer'] });
-  proxy = await env.startInProcess();
+  viewer = await seedToken(env, 'viewer-svc', { roles: ['viewer'] });
+  proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
 
-const shadowDenials = async () => sample(await proxy.registry.metrics(), 'keygate_shadow_denials_total', { account: 'viewer-svc' });
+const shadowDenials = async () => sample(await metricsOf(proxy), 'keygate_shadow_denials_total', { account: 'viewer-svc' });
 
 async function call(method: string, path: string, headers: Record<string, string> = { 'x-api-key': viewer.secret }) {
   const before = env.upstream.received.length;
@@ -31,8 +31,8 @@ describe('authorization.mode: shadow', () => {
     expect(res.status).toBe(200);
     expect(reached).toBe(1);
     expect(await shadowDenials()).toBe(before + 1);
-    const entry = proxy.audit.entries.filter((e) => e.event === 'request').at(-1)!;
-    expect(entry.requestId).toBe(res.headers['x-request-id']);
+    const [entry, ...more] = await awaitAudit(env.auditFile, (e) => e.event === 'request' && e.requestId === res.headers['x-request-id']);
+    expect(more).toHaveLength(0);
     expect(entry.decision).toBe('allow');
     expect(String(entry.reason)).toMatch(/^shadow: would deny: POST \/api\/items needs one of these scopes: items:write/);
   });

@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, readJsonLines, eventually, request, type TestEnv } from '../helpers/harness.js';
-import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, adminGet, rawJson, signal, within } from './support.js';
+import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, adminGet, rawJson, seedToken, signal, within } from './support.js';
 
 let env: TestEnv;
 let secret: string;
@@ -16,7 +16,7 @@ let held: { res: ServerResponse | undefined; arrived: ReturnType<typeof signal<v
 beforeAll(async () => {
   env = await createTestEnv();
   env.writeConfig({ shutdown: { drainTimeout: '15s' } });
-  secret = (await env.token('svc', { roles: ['viewer'] })).secret;
+  secret = (await seedToken(env, 'svc', { roles: ['viewer'] })).secret;
   env.upstream.handle((req, res) => {
     if (req.url === '/api/items/hold') {
       held.res = res;

@@ -1,13 +1,18 @@
 // Small tools the integration tests share beyond test/helpers: a raw TLS client (for request
 // heads that Node's HTTP client refuses to send), a controllable upstream that answers only
-// when the test says so, Prometheus text parsing and an atomic file write (the way operators
-// and Kubernetes replace files, so that a watcher never reads half a file).
+// when the test says so, Prometheus text parsing, an atomic file write (the way operators
+// and Kubernetes replace files, so that a watcher never reads half a file), and reading what a
+// running keygate binary shows of itself (metrics, audit file, log, admin API).
 import { randomBytes } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { loadConfigOrThrow } from '../../src/config/load.js';
+import { FileStore } from '../../src/store/file/file-store.js';
+import { createAccount, createToken, parseExpiry } from '../../src/store/operations.js';
+import { eventually, readJsonLines, type TestEnv } from '../helpers/harness.js';
 
 /**
  * Bound for a file's set-up: each CLI call is a Node start, and on a busy two-core machine a
@@ -156,4 +161,78 @@ export function writeAtomic(file: string, text: string): void {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   writeFileSync(tmp, text);
   renameSync(tmp, file);
+}
+
+// ---- What a running keygate binary shows of itself ----------------------------------------
+// The child's interfaces: /metrics on its admin listener, JSON lines in the audit file (the
+// sink writes at least once a second, so a line is awaited, never expected at once), and its
+// operational log on stderr.
+
+/** Bound for an audit line to reach the file: the sink flushes once a second, later on a busy machine. */
+export const AUDIT_FLUSH_MS = 5_000;
+
+/** The Prometheus text of a running keygate's admin listener. */
+export async function metricsOf(proxy: { adminPort: number }): Promise<string> {
+  const r = await adminGet(proxy.adminPort, '/metrics');
+  if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
+  return r.body;
+}
+
+/** The JSON lines keygate wrote to stderr (its operational log). */
+export function logLines(proxy: { stderr(): string }): Array<Record<string, unknown>> {
+  return proxy
+    .stderr()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/**
+ * Waits (bounded) until the audit file holds a line that `match` accepts, and returns every
+ * line it accepts. Use a request id (sent or echoed) to pick a request's own line.
+ */
+export async function awaitAudit(file: string, match: (line: Record<string, unknown>) => boolean, timeoutMs = AUDIT_FLUSH_MS): Promise<Array<Record<string, unknown>>> {
+  let found: Array<Record<string, unknown>> = [];
+  await eventually(() => (found = readJsonLines(file).filter(match)).length > 0, timeoutMs);
+  return found;
+}
+
+/** A JSON call on the admin API of a running keygate (plain HTTP on loopback). */
+export async function adminCall(port: number, secret: string | null, method: string, path: string, body?: unknown): Promise<{ status: number; body: any; text: string; headers: Headers }> {
+  const headers: Record<string, string> = { ...(secret ? { authorization: `Bearer ${secret}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers, body: body !== undefined ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, body: parsed, text, headers: res.headers };
+}
+
+/**
+ * Waits (bounded) until a running keygate holds credential `id` in memory, asking its admin API
+ * with an admin token it already knows. For tests where polling the proxy itself would spend
+ * the very budgets under test (rate limits, failed-authentication limits).
+ */
+export async function awaitLoaded(proxy: { adminPort: number }, adminSecret: string, id: string, timeoutMs = 3_000): Promise<void> {
+  await eventually(async () => (await adminCall(proxy.adminPort, adminSecret, 'GET', `/admin/v1/tokens/${encodeURIComponent(id)}`)).status === 200, timeoutMs);
+}
+
+/**
+ * What env.token makes (an account if missing, then a token), written straight into the
+ * credential file with the lifecycle operations the CLI runs, without the two CLI start-ups.
+ * For set-up where the CLI is not what a test is about; the CLI itself is tested in test/cli.
+ */
+export async function seedToken(env: TestEnv, account: string, opts: { scopes?: string[]; roles?: string[]; tokenScopes?: string[]; expires?: string; policy?: string; label?: string } = {}): Promise<{ secret: string; id: string }> {
+  const { config } = loadConfigOrThrow(env.configFile);
+  const ctx = { config, now: new Date() };
+  let made: { secret: string; id: string } | undefined;
+  await new FileStore(env.credentialsFile).update((data) => {
+    if (!data.accounts.some((a) => a.name === account)) createAccount(data, { name: account, roles: opts.roles ?? (opts.scopes ? [] : ['editor']), scopes: opts.scopes ?? [] }, ctx);
+    const r = createToken(data, { account, scopes: opts.tokenScopes, expiresAt: opts.expires ? parseExpiry(opts.expires, ctx.now) : null, policy: opts.policy, label: opts.label }, ctx);
+    made = { secret: r.secret, id: r.record.id };
+  });
+  return made!;
 }

@@ -3,11 +3,11 @@
 // head is cut off for the client too, never passed on as if complete.
 import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, eventually, request, type InProcessProxy, type TestEnv } from '../helpers/harness.js';
-import { SETUP_TIMEOUT_MS, closedPort, sample, startUpstream, type PlainUpstream } from './support.js';
+import { createTestEnv, eventually, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { SETUP_TIMEOUT_MS, awaitAudit, closedPort, metricsOf, sample, seedToken, startUpstream, type PlainUpstream } from './support.js';
 
 let env: TestEnv;
-let proxy: InProcessProxy;
+let proxy: ChildProxy;
 let slow: PlainUpstream;
 let secret: string;
 const held: ServerResponse[] = [];
@@ -40,8 +40,8 @@ beforeAll(async () => {
     ],
     scopes: { any: ['* /**'] },
   });
-  secret = (await env.token('svc', { scopes: ['any'] })).secret;
-  proxy = await env.startInProcess();
+  secret = (await seedToken(env, 'svc', { scopes: ['any'] })).secret;
+  proxy = await env.startChild();
 }, SETUP_TIMEOUT_MS);
 afterAll(async () => {
   for (const r of held) r.destroy();
@@ -49,19 +49,24 @@ afterAll(async () => {
   await env.cleanup();
 });
 
-const upstreamErrors = async (reason: string) => sample(await proxy.registry.metrics(), 'keygate_upstream_errors_total', { reason });
-const call = (path: string) => request({ port: proxy.port, ca: env.serverCa.certPem, path, headers: { 'x-api-key': secret } });
+const upstreamErrors = async (reason: string) => sample(await metricsOf(proxy), 'keygate_upstream_errors_total', { reason });
+const call = (path: string, requestId?: string) => request({ port: proxy.port, ca: env.serverCa.certPem, path, headers: { 'x-api-key': secret, ...(requestId ? { 'x-request-id': requestId } : {}) } });
+/** The one audit line of a request (the sink writes it within a second or so). */
+const auditOf = async (requestId: string) => {
+  const lines = await awaitAudit(env.auditFile, (e) => e.event === 'request' && e.requestId === requestId);
+  expect(lines).toHaveLength(1);
+  return lines[0]!;
+};
 
 describe('upstream failures', () => {
   it('a refused connection is 502 KG_ERR_UPSTREAM_UNAVAILABLE, counted as refused', async () => {
     const before = await upstreamErrors('refused');
-    const res = await call('/down/x');
+    const res = await call('/down/x', 'refused-1');
     expect(res.status).toBe(502);
     expect(res.headers['content-type']).toBe('application/problem+json');
     expect(res.json().code).toBe('KG_ERR_UPSTREAM_UNAVAILABLE');
     expect(await upstreamErrors('refused')).toBe(before + 1);
-    const entry = proxy.audit.entries.filter((e) => e.event === 'request').at(-1)!;
-    expect(entry).toMatchObject({ status: 502, decision: 'error' });
+    expect(await auditOf('refused-1')).toMatchObject({ status: 502, decision: 'error' });
   });
 
   it('a reachable upstream on the next route answers (the twin)', async () => {
@@ -90,9 +95,8 @@ describe('upstream failures', () => {
 
   it('an upstream that breaks off mid-body is cut off for the client and counted', async () => {
     const before = await upstreamErrors('reset');
-    await expect(call('/slow/break')).rejects.toThrow();
+    await expect(call('/slow/break', 'break-1')).rejects.toThrow();
     await eventually(async () => (await upstreamErrors('reset')) === before + 1, 2_000);
-    const entry = proxy.audit.entries.filter((e) => e.event === 'request').at(-1)!;
-    expect(entry.decision).toBe('error');
+    expect((await auditOf('break-1')).decision).toBe('error');
   });
 });

@@ -335,7 +335,7 @@ describe('--version and --help', () => {
       if (path.length) leaves.push(path);
       for (const sub of cmd.commands) walk(sub, [...path, sub.name()]);
     };
-    walk(buildProgram({ out: () => undefined, err: () => undefined }, {}), []);
+    walk(await buildProgram({ out: () => undefined, err: () => undefined }, {}), []);
     expect(leaves.length).toBeGreaterThan(25);
     // A few at a time: each is a node start-up.
     for (let i = 0; i < leaves.length; i += 4) {

@@ -58,16 +58,16 @@ describe('forged identity headers', () => {
 });
 
 describe('more than one credential', () => {
-  const cases = (): Array<[string, string[]]> => [
-    ['x-api-key twice, same token', [`x-api-key: ${t.tokens.svc!.secret}`, `x-api-key: ${t.tokens.svc!.secret}`]],
-    ['x-api-key twice, letter case differing', [`x-api-key: ${t.tokens.svc!.secret}`, `X-API-KEY: ${t.tokens.other!.secret}`]],
-    ['Authorization: Bearer twice', [`Authorization: Bearer ${t.tokens.svc!.secret}`, `Authorization: Bearer ${t.tokens.other!.secret}`]],
-    ['x-api-key and a Bearer of another token', [`x-api-key: ${t.tokens.svc!.secret}`, `Authorization: Bearer ${t.tokens.other!.secret}`]],
+  const cases: Array<[string, () => string[]]> = [
+    ['x-api-key twice, same token', () => [`x-api-key: ${t.tokens.svc!.secret}`, `x-api-key: ${t.tokens.svc!.secret}`]],
+    ['x-api-key twice, letter case differing', () => [`x-api-key: ${t.tokens.svc!.secret}`, `X-API-KEY: ${t.tokens.other!.secret}`]],
+    ['Authorization: Bearer twice', () => [`Authorization: Bearer ${t.tokens.svc!.secret}`, `Authorization: Bearer ${t.tokens.other!.secret}`]],
+    ['x-api-key and a Bearer of another token', () => [`x-api-key: ${t.tokens.svc!.secret}`, `Authorization: Bearer ${t.tokens.other!.secret}`]],
   ];
-  const labels = ['x-api-key twice, same token', 'x-api-key twice, letter case differing', 'Authorization: Bearer twice', 'x-api-key and a Bearer of another token'];
+  const labels = cases.map(([label]) => label);
   const probes = new Map<string, Probe>();
   beforeAll(async () => {
-    for (const [label, headers] of cases()) probes.set(label, await probe(t, get('/api/items', ...headers)));
+    for (const [label, headers] of cases) probes.set(label, await probe(t, get('/api/items', ...headers())));
     await settleAudit(t, [...probes.values()]);
   }, SETUP_TIMEOUT_MS);
 

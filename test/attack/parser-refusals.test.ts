@@ -23,6 +23,7 @@ const SMUGGLED = 'GET /api/items/smuggled HTTP/1.1\r\nHost: api.test\r\nx-api-ke
 const post = (...lines: string[]) => `POST /api/items HTTP/1.1\r\nHost: api.test\r\nx-api-key: ${secret}\r\n${lines.join('\r\n')}\r\n\r\n`;
 
 describe('requests the parser refuses', () => {
+  // [label, request, status, code]; a function, because the token exists only after set-up.
   const refused = (): Array<[string, string, number, Code]> => [
     ['a request line that is not HTTP', 'GARBAGE\r\n\r\n', 400, CODE.malformed],
     ['a request line with an extra word', `GET /api/items HTTP/1.1 extra\r\nHost: api.test\r\n\r\n`, 400, CODE.malformed],

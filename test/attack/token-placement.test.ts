@@ -20,22 +20,23 @@ afterAll(() => t?.env.cleanup());
 const req = (target: string, ...headers: string[]) => head(`GET ${target} HTTP/1.1`, 'Host: api.test', ...headers, 'Connection: close');
 
 describe('a token in the query string', () => {
-  // [label, target, extra headers]; built lazily: the secret exists only after set-up.
-  const cases = (): Array<[string, string, string[]]> => [
-    ['?api_key= next to a valid x-api-key', `/api/items?api_key=${secret}`, [`x-api-key: ${secret}`]],
-    ['?token= alone', `/api/items?token=${secret}`, []],
-    ['any parameter name', `/api/items?page=2&q=${secret}`, [`x-api-key: ${secret}`]],
-    ['on a public route', `/healthz?token=${secret}`, []],
-    ['percent-encoded "_"', `/api/items?token=kg%5F${secret.slice(3)}`, [`x-api-key: ${secret}`]],
-    ['a well-formed token keygate does not know', `/api/items?access_token=${forgeToken(null)}`, [`x-api-key: ${secret}`]],
-    ['a token of another environment', `/api/items?key=${forgeToken('other')}`, [`x-api-key: ${secret}`]],
+  // [label, () => [target, extra headers]]: built when the test runs, the secret exists only after set-up.
+  const cases: Array<[string, () => [string, string[]]]> = [
+    ['?api_key= next to a valid x-api-key', () => [`/api/items?api_key=${secret}`, [`x-api-key: ${secret}`]]],
+    ['?token= alone', () => [`/api/items?token=${secret}`, []]],
+    ['any parameter name', () => [`/api/items?page=2&q=${secret}`, [`x-api-key: ${secret}`]]],
+    ['on a public route', () => [`/healthz?token=${secret}`, []]],
+    ['percent-encoded "_"', () => [`/api/items?token=kg%5F${secret.slice(3)}`, [`x-api-key: ${secret}`]]],
+    ['a well-formed token keygate does not know', () => [`/api/items?access_token=${forgeToken(null)}`, [`x-api-key: ${secret}`]]],
+    ['a token of another environment', () => [`/api/items?key=${forgeToken('other')}`, [`x-api-key: ${secret}`]]],
   ];
-  const labels = ['?api_key= next to a valid x-api-key', '?token= alone', 'any parameter name', 'on a public route', 'percent-encoded "_"', 'a well-formed token keygate does not know', 'a token of another environment'];
+  const labels = cases.map(([label]) => label);
   const probes = new Map<string, Probe>();
   const sent = new Map<string, string>();
 
   beforeAll(async () => {
-    for (const [label, target, headers] of cases()) {
+    for (const [label, build] of cases) {
+      const [target, headers] = build();
       sent.set(label, target);
       probes.set(label, await probe(t, req(target, ...headers)));
     }

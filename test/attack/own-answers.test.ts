@@ -52,7 +52,7 @@ describe('every status keygate answers itself', () => {
     [401, CODE.credentialMissing, 'no credential', get('/api/items')],
     [403, CODE.scopeDenied, 'no scope for it', head('POST /api/items HTTP/1.1', 'Host: api.test', `x-api-key: ${t.tokens.svc!.secret}`, 'Content-Length: 0', 'Connection: close')],
     [404, CODE.noRoute, 'no route', get('/nowhere', `x-api-key: ${t.tokens.svc!.secret}`)],
-    [405, CODE.methodNotAllowed, 'CONNECT', head('CONNECT api.test:443 HTTP/1.1', 'Host: api.test:443')],
+    [405, CODE.methodNotAllowed, 'CONNECT', head('CONNECT api.test:443 HTTP/1.1', 'Host: api.test:443', 'Connection: close')],
     [421, CODE.misdirected, 'the Host of the other mode', head('GET /api/items HTTP/1.1', 'Host: clientauth.api.test', 'Connection: close')],
     [429, CODE.rateLimited, 'past the rate limit', get('/api/items', `x-api-key: ${t.tokens.limited!.secret}`)],
     [431, CODE.headersTooLarge, 'a head over the limit', get('/api/items', `x-pad: ${'p'.repeat(5000)}`)],

@@ -93,7 +93,7 @@ export function identifyByReference(opts: ReferenceOptions): Stage<Routed, Ident
       const entry = opts.index().byId.get(ref.token);
       if (!entry || entry.kind !== 'token') return kgError('KG_ERR_TOKEN_UNKNOWN');
       const env = entry.token?.environment ?? null;
-      return admit(ctx, env !== opts.environment ? { entry, error: wrongEnvironment(env, opts.environment) } : { entry });
+      return admit(ctx, env !== opts.environment ? { entry, error: wrongEnvironment(env) } : { entry });
     },
   };
 }

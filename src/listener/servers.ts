@@ -11,7 +11,7 @@ import type { KeygateConfig } from '../config/schema.js';
 import { Http1Exchange } from '../transport/http1.js';
 import type { ExchangeHandler } from '../vocabulary/exchange.js';
 import { modeOfName } from '../vocabulary/host-mode.js';
-import type { ParserRefusalHandler } from './parser-refusals.js';
+import type { ConnectHandler, ParserRefusalHandler } from './parser-refusals.js';
 import type { TlsMaterial } from './tls-material.js';
 
 export interface MaterialHolder {
@@ -32,13 +32,19 @@ function serverOptions(config: KeygateConfig): https.ServerOptions {
   return {
     requestCert: true,
     rejectUnauthorized: false,
-    handshakeTimeout: l.handshakeTimeout,
+    // The head is due within headersTimeout of the connection; a client that has not even
+    // finished TLS by then cannot meet it. Node starts headersTimeout only after the handshake,
+    // so the handshake gets the shorter of the two.
+    handshakeTimeout: Math.min(l.handshakeTimeout, l.headersTimeout),
     maxHeaderSize: l.maxHeaderSize,
     headersTimeout: l.headersTimeout,
     requestTimeout: l.requestTimeout,
     // Enforce the two timeouts above at 1 s granularity instead of Node's 30 s default.
     connectionsCheckingInterval: 1_000,
     ALPNProtocols: ['http/1.1'],
+    // A request without Host gets keygate's own 400 problem+json from the head stage (audited,
+    // counted), not Node's bare one.
+    requireHostHeader: false,
   };
 }
 
@@ -53,12 +59,20 @@ function applyLimits(server: https.Server, config: KeygateConfig): void {
  * Requests go to `handler`; so do requests with `Expect: 100-continue`, without Node's
  * automatic `100 Continue`: the forwarder sends it once every stage admitted the request.
  */
-function wire(server: https.Server, config: KeygateConfig, handler: ExchangeHandler, onTlsError: (err: Error, socket: Socket) => void, onParserRefusal: ParserRefusalHandler, forcedMode?: 'clientauth'): void {
+function wire(server: https.Server, config: KeygateConfig, handler: ExchangeHandler, onTlsError: (err: Error, socket: Socket) => void, refusals: Refusals, forcedMode?: 'clientauth'): void {
   server.on('request', (req, res) => handler(new Http1Exchange(req, res), forcedMode));
   server.on('checkContinue', (req, res) => handler(new Http1Exchange(req, res, true), forcedMode));
+  // Any other Expect value: the pipeline's head stage answers 417 problem+json, audited.
+  server.on('checkExpectation', (req, res) => handler(new Http1Exchange(req, res), forcedMode));
   applyLimits(server, config);
   server.on('tlsClientError', onTlsError);
-  server.on('clientError', onParserRefusal);
+  server.on('clientError', refusals.onClientError);
+  server.on('connect', refusals.onConnect);
+}
+
+export interface Refusals {
+  onClientError: ParserRefusalHandler;
+  onConnect: ConnectHandler;
 }
 
 export function createListeners(
@@ -66,18 +80,18 @@ export function createListeners(
   holder: MaterialHolder,
   handler: ExchangeHandler,
   onTlsError: (err: Error, socket: Socket) => void,
-  onParserRefusal: ParserRefusalHandler,
+  refusals: Refusals,
 ): Listeners {
   const main = https.createServer({
     ...serverOptions(config),
     ...holder.material.apiOptions,
     SNICallback: (servername, cb) => cb(null, modeOfName(servername, holder.prefix) === 'clientauth' ? holder.material.clientAuth : holder.material.api),
   });
-  wire(main, config, handler, onTlsError, onParserRefusal);
+  wire(main, config, handler, onTlsError, refusals);
   let clientAuth: https.Server | undefined;
   if (config.listen.clientAuth.port !== null) {
     clientAuth = https.createServer({ ...serverOptions(config), ...holder.material.clientAuthOptions });
-    wire(clientAuth, config, handler, onTlsError, onParserRefusal, 'clientauth');
+    wire(clientAuth, config, handler, onTlsError, refusals, 'clientauth');
   }
   return {
     main,

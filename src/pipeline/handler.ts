@@ -9,7 +9,6 @@ import { KeygateError, kgError } from '../errors/keygate-error.js';
 import type { AuditSink } from '../observe/audit.js';
 import type { Logger } from '../observe/logger.js';
 import type { KeygateMetrics, Outcome } from '../observe/metrics.js';
-import { scanRequestHeaders } from '../request/scan-headers.js';
 import { clientAddress } from '../transport/client-address.js';
 import { appendOwnHeaders } from '../transport/own-headers.js';
 import { sendProblem } from '../transport/problem.js';
@@ -35,13 +34,16 @@ export interface RequestHandler {
   inflight(): number;
 }
 
-const OUTCOME_BY_STATUS: Record<number, Outcome> = { 400: 'bad_request', 401: 'unauthenticated', 403: 'forbidden', 404: 'no_route', 421: 'misdirected', 429: 'rate_limited', 500: 'internal_error', 502: 'upstream_error', 503: 'unavailable', 504: 'upstream_error' };
+const OUTCOME_BY_STATUS: Record<number, Outcome> = {
+  400: 'bad_request', 405: 'bad_request', 408: 'bad_request', 413: 'bad_request', 417: 'bad_request', 431: 'bad_request',
+  401: 'unauthenticated', 403: 'forbidden', 404: 'no_route', 421: 'misdirected', 429: 'rate_limited',
+  500: 'internal_error', 502: 'upstream_error', 503: 'unavailable', 504: 'upstream_error',
+};
 
-/** Until the path is normalized, audit the raw path without its query string. */
+/** Until the path is normalized, audit the raw path without its query string (the audit line bounds its length). */
 function pathForAudit(url: string): string {
   const q = url.indexOf('?');
-  const p = q === -1 ? url : url.slice(0, q);
-  return p.length > 512 ? p.slice(0, 512) + '…' : p;
+  return q === -1 ? url : url.slice(0, q);
 }
 
 function headerNames(raw: readonly string[]): string[] {
@@ -67,6 +69,12 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   }
 
   function answer(ctx: RequestContext, err: KeygateError): void {
+    // keygate answered already (the transport refused the request while a stage was still
+    // deciding): that first answer is the one on the wire and in the record.
+    if (ctx.answered && ctx.x.headersSent) {
+      ctx.x.destroy();
+      return;
+    }
     ctx.reason = err.code;
     ctx.answered = err;
     try {
@@ -77,7 +85,8 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   }
 
   function terminalDone(ctx: RequestContext, r: TerminalResult): void {
-    if (r.ok || !r.error) return; // a client that left needs no answer
+    // A client that left needs no answer; one keygate refused already is not the upstream's failure.
+    if (r.ok || !r.error || ctx.answered) return;
     metrics.upstreamErrors.labels(r.reason).inc();
     answer(ctx, r.error);
     ctx.reason = `${r.error.code} (${r.reason})`;
@@ -165,7 +174,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   function handle(x: Exchange, forcedMode?: HostMode): void {
     const p = deps.pipeline();
     const sni = x.tls?.servername;
-    const headers = scanRequestHeaders(x.rawHeaders);
+    const headers = p.scan(x.rawHeaders);
     const ctx: RequestContext = {
       x,
       startedAt: performance.now(),
@@ -194,6 +203,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     };
     inflight++;
     x.onClose(() => complete(ctx));
+    x.onRefused?.((err) => answer(ctx, err));
     advance(ctx, p, forcedMode ? p.frontForcedMode : p.front, 0, true);
   }
 

@@ -3,10 +3,21 @@
 // list in one writeHead) it keeps.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import type { KeygateError } from '../errors/keygate-error.js';
 import type { Exchange } from '../vocabulary/exchange.js';
+
+/** Where a response finds its exchange (listener/parser-refusals.ts): a property, not a map lookup. */
+const EXCHANGE = Symbol('keygate.exchange');
+type Owned = ServerResponse & { [EXCHANGE]?: Http1Exchange };
+
+/** The exchange a response belongs to, once the pipeline took it. */
+export function exchangeOf(res: ServerResponse): Http1Exchange | undefined {
+  return (res as Owned)[EXCHANGE];
+}
 
 export class Http1Exchange implements Exchange {
   readonly protocol = 'http/1.1' as const;
+  private refused: ((err: KeygateError) => void) | undefined;
 
   constructor(
     readonly req: IncomingMessage,
@@ -20,6 +31,10 @@ export class Http1Exchange implements Exchange {
   }
   get target(): string {
     return this.req.url ?? '';
+  }
+  /** HTTP/1.0 may omit Host. */
+  get hostOptional(): boolean {
+    return this.req.httpVersionMinor === 0 && this.req.httpVersionMajor === 1;
   }
   get rawHeaders(): readonly string[] {
     return this.req.rawHeaders;
@@ -40,7 +55,8 @@ export class Http1Exchange implements Exchange {
     return this.res.writableFinished;
   }
   get aborted(): boolean {
-    return this.res.destroyed || this.req.destroyed;
+    // A request read to its end is destroyed by Node (autoDestroy); that is not the client leaving.
+    return this.res.destroyed || (this.req.destroyed && !this.req.complete);
   }
 
   respond(status: number, headers: readonly string[], body: string): void {
@@ -65,6 +81,16 @@ export class Http1Exchange implements Exchange {
   }
   destroy(): void {
     this.res.destroy();
+  }
+  onRefused(fn: (err: KeygateError) => void): void {
+    this.refused = fn;
+    (this.res as Owned)[EXCHANGE] = this;
+  }
+  /** The HTTP parser refused this request after its head (a broken body, a timeout). */
+  refuse(err: KeygateError): boolean {
+    if (!this.refused) return false;
+    this.refused(err);
+    return true;
   }
   onClose(fn: () => void): void {
     // Node emits 'close' exactly once, whether the answer finished or the client went away.

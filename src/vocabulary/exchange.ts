@@ -3,6 +3,7 @@
 // audit speak only to this face; transport/ adapts each protocol to it. Header lists are flat
 // [name, value, name, value, …] arrays: what Node's fast paths take and give.
 import type { Readable } from 'node:stream';
+import type { KeygateError } from '../errors/keygate-error.js';
 import type { TLSSocket } from 'node:tls';
 
 /** A bounded label: what the request speaks. */
@@ -25,6 +26,11 @@ export interface Exchange {
   readonly body: Readable;
   /** The client asked for `100 Continue` before it sends the body. */
   readonly expectsContinue: boolean;
+  /**
+   * The request may come without Host: HTTP/1.0 (RFC 9112 §3.2 requires it from 1.1 on) and
+   * the dry run. Absent means required (HTTP/1.1, and HTTP/2's :authority).
+   */
+  readonly hostOptional?: boolean;
 
   /** Status already sent (0 before the head). */
   readonly statusCode: number;
@@ -49,6 +55,12 @@ export interface Exchange {
   destroy(): void;
   /** Called once, when the exchange is over, complete or not. */
   onClose(fn: () => void): void;
+  /**
+   * Called when the transport refuses the request after its head reached the pipeline (an
+   * HTTP/1.1 body the parser cannot read, a request timeout): the pipeline answers with `err`,
+   * so that the request is counted and audited once, as that refusal. Optional.
+   */
+  onRefused?(fn: (err: KeygateError) => void): void;
 }
 
 /** What a listener hands to the request path: one exchange, and the mode a dedicated port forces. */

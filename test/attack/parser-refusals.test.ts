@@ -110,7 +110,9 @@ describe('the twins: unusual but unambiguous framing is forwarded with exactly i
   ])('%s', async (_label, te) => {
     const p = await probe(t, post(te) + `5\r\nhello\r\n0\r\n\r\n` + next());
     expect(p.exchange.responses.map((r) => r.status)).toEqual([200, 200]);
-    expect(p.received.map((r) => `${r.method} ${r.url} ${r.body.toString()}`)).toEqual(['POST /api/items hello', 'GET /api/items/next ']);
+    // The two go to the upstream on two pool connections at once: the order in which they
+    // complete there is the network's, not keygate's. What each one carried is the point.
+    expect(p.received.map((r) => `${r.method} ${r.url} ${r.body.toString()}`).sort()).toEqual(['GET /api/items/next ', 'POST /api/items hello']);
   });
 
   it('Content-Length, with the same value twice', async () => {

@@ -279,7 +279,14 @@ export const configSchema = z
       });
     }
     for (const [i, route] of cfg.routes.entries()) {
-      const u = new URL(route.upstream);
+      // zod's URL check is looser than WHATWG's: a value it lets through may still not parse.
+      let u: URL;
+      try {
+        u = new URL(route.upstream);
+      } catch {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstream'], message: 'upstream must be an http:// or https:// URL' });
+        continue;
+      }
       if (u.pathname !== '/' || u.search || u.hash) {
         ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstream'], message: 'upstream is an origin only (scheme://host:port), without a path or query' });
       }

@@ -52,6 +52,9 @@ function headerNames(raw: readonly string[]): string[] {
   return names;
 }
 
+/** How late a client over its budget of failed authentications gets its 429 (docs/security.md). */
+export const FAILING_CLIENT_DELAY_MS = 1_000;
+
 export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   const { metrics, audit, logger } = deps;
   const now = deps.now ?? Date.now;
@@ -77,6 +80,13 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     }
     ctx.reason = err.code;
     ctx.answered = err;
+    // A client over its budget of failed authentications (the per-address 429) gets its answer
+    // a second late: a spray of guesses pipelined on keep-alive connections then runs at the
+    // pace keygate sets, not at the pace keygate can answer. One that holds too many is cut.
+    if (err.code === 'KG_ERR_AUTH_RATE_LIMITED' && ctx.x.holdAnswer && !ctx.x.holdAnswer(FAILING_CLIENT_DELAY_MS)) {
+      ctx.x.destroy();
+      return;
+    }
     try {
       sendProblem(ctx.x, err, ctx.requestId, appendOwnHeaders([], ctx));
     } catch (e) {

@@ -61,6 +61,12 @@ export interface Exchange {
    * so that the request is counted and audited once, as that refusal. Optional.
    */
   onRefused?(fn: (err: KeygateError) => void): void;
+  /**
+   * Holds the next keygate answer for `ms` (a client over its failure budget pays in time).
+   * False when the transport holds too many already: the caller cuts the exchange instead.
+   * Optional: without it the answer goes at once.
+   */
+  holdAnswer?(ms: number): boolean;
 }
 
 /** What a listener hands to the request path: one exchange, and the mode a dedicated port forces. */

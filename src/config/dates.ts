@@ -35,11 +35,16 @@ export function isDay(text: string): boolean {
   return parseDayMs(text) !== undefined;
 }
 
-/** The end of a day (YYYY-MM-DD), epoch ms: 23:59:59.999 UTC. The only place that says so. */
+/** The last millisecond of the day that starts at `startMs`: 23:59:59.999 UTC. The only place that says so. */
+function lastMsOf(startMs: number): number {
+  return startMs + 86_400_000 - 1;
+}
+
+/** The end of a day (YYYY-MM-DD), epoch ms: 23:59:59.999 UTC. */
 export function endOfDayMs(day: string): number {
   const start = parseDayMs(day);
   if (start === undefined) throw new RangeError(`"${day}" is not a day (YYYY-MM-DD)`);
-  return start + 86_400_000 - 1;
+  return lastMsOf(start);
 }
 
 /** How the end of a day reads in messages and docs. */
@@ -77,7 +82,7 @@ export function parseWhen(text: string, nowMs: number, what = 'date'): WhenResul
   if (duration !== undefined) return { ok: true, ms: nowMs + duration };
   if (DAY.test(t)) {
     const start = parseDayMs(t);
-    return start === undefined ? { ok: false, message: `invalid ${what} "${text}": that day does not exist` } : { ok: true, ms: start + 86_400_000 - 1 };
+    return start === undefined ? { ok: false, message: `invalid ${what} "${text}": that day does not exist` } : { ok: true, ms: lastMsOf(start) };
   }
   const ms = parseInstantMs(t);
   if (ms !== undefined) return { ok: true, ms };

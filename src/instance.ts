@@ -125,7 +125,12 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   if (!first.loaded) throw new SourceError(first.problems);
   let loaded = first.loaded;
   const composeErrors: Array<[string, unknown]> = [];
-  const prepared = prepareConfig(loaded, pools, (s, e) => composeErrors.push([s, e]));
+  // A certificate file that loads but does not compose (a key that does not match the new
+  // certificate…) is found when a source is rebuilt, long after start: from then on it is a
+  // rejected TLS reload like any other (counted, logged, audited), not a quiet warning.
+  let onComposeError = (source: string, e: unknown): void => void composeErrors.push([source, e]);
+  const composeError = (source: string, e: unknown) => onComposeError(source, e);
+  const prepared = prepareConfig(loaded, pools, composeError);
   if (!prepared.compiled || !prepared.tls) {
     await pools.closeAll(true);
     throw new SourceError(prepared.problems);
@@ -202,11 +207,13 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
   const handler = createRequestHandler({ pipeline: () => pipeline, metrics, audit, logger, now });
 
   const holder: MaterialHolder = { material: tls.material.current(), prefix: compiled.clientAuthPrefix };
+  // A TLS failure (handshake timeout, no shared cipher, plaintext on the port) is the
+  // client's: logged at debug, never answered in HTTP (listener/parser-refusals.ts).
   const listeners: Listeners = createListeners(
     config,
     holder,
     handler.handle,
-    (err) => logger.debug({ err: err.message }, 'TLS handshake failed'),
+    (err) => logger.debug({ err: err.message, code: (err as { code?: string }).code }, 'TLS handshake failed'),
     createParserRefusalHandler({ metrics, audit }),
     createStreamRefuser({ metrics, audit }),
   );
@@ -230,6 +237,10 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     apply();
   };
   for (const [source, e] of composeErrors) logger.warn({ source, err: (e as Error).message }, 'TLS material could not be composed');
+  onComposeError = (source, e) => {
+    metrics.tlsReloads.labels('rejected').inc();
+    reject('tls', [{ file: opts.configFile, line: 1, col: 1, message: `${source}: ${(e as Error)?.message ?? String(e)}` }]);
+  };
   useTls(tls);
   expiryMetrics.all(index());
 
@@ -253,7 +264,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
       reject('config', problems);
       return false;
     }
-    const p = prepareConfig(next, pools, (s, e) => logger.warn({ source: s, err: (e as Error).message }, 'TLS material could not be composed'));
+    const p = prepareConfig(next, pools, composeError);
     if (!p.compiled || !p.tls) {
       reject('config', p.problems);
       return false;

@@ -25,7 +25,7 @@ export const tokenCreateBody = z.strictObject({
   account: z.string().max(64),
   label: text(128).optional(),
   scopes: nameList.nullable().optional(),
-  /** A duration (30d), a day (2027-01-31, ends 23:59:59 UTC) or a date-time; null = never. */
+  /** A duration (30d), a day (2027-01-31, ends 23:59:59.999 UTC) or a date-time; null = never. */
   expires: z.string().max(64).nullable().optional(),
   policy: z.string().max(128).nullable().optional(),
 });

@@ -4,6 +4,7 @@
 // checks the input and words the result: which rule allowed it or why none did, which policy
 // applies, what is wrong with the credential. Shared by `keygate explain` and the admin API.
 import { ADMIN_SCOPE } from '../config/builtin-scopes.js';
+import { END_OF_DAY_TEXT } from '../config/dates.js';
 import { KeygateFault } from '../errors/fault.js';
 import type { ErrorCode } from '../errors/catalog.js';
 import { dryRun, type StageVerdict } from '../pipeline/dry-run.js';
@@ -95,7 +96,7 @@ function problemOf(code: ErrorCode, c: Principal, environment: string | null): s
     case 'KG_ERR_ACCOUNT_DISABLED':
       return `account "${a.name}" is disabled`;
     case 'KG_ERR_ACCOUNT_ENDED':
-      return `account "${a.name}" ended on ${a.record.endDate} (23:59:59 UTC)`;
+      return `account "${a.name}" ended on ${a.record.endDate} (at ${END_OF_DAY_TEXT})`;
     default:
       return undefined;
   }

@@ -73,7 +73,8 @@ const clientAuthSchema = z.strictObject({
   port: port.nullable().default(null),
 });
 
-const listenLimitsSchema = z.strictObject({
+const listenLimitsSchema = z
+  .strictObject({
   /** Largest request head (request line + headers) in bytes. Default 16384. */
   maxHeaderSize: z.number().int().min(1024).max(1_048_576).default(16_384),
   /** Time allowed for the client to send the request head. Default 10s. */
@@ -88,7 +89,21 @@ const listenLimitsSchema = z.strictObject({
   maxRequestsPerSocket: z.number().int().min(0).default(0),
   /** Concurrent client connections per listener; 0 = no limit. Default 0. */
   maxConnections: z.number().int().min(0).default(0),
-});
+  })
+  // Node refuses to start a server whose head may take longer than the whole request
+  // (ERR_OUT_OF_RANGE at listen): `keygate check` says so first, at the key.
+  .refine((l) => l.headersTimeout <= l.requestTimeout, { message: 'requestTimeout must be at least headersTimeout (the head is part of the request)', path: ['requestTimeout'] });
+
+/**
+ * Method and URL override headers: an upstream that honours one acts on a method or path the
+ * scope check never saw. Removed before forwarding unless a route lists them.
+ */
+export const OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url'] as const;
+export type OverrideHeader = (typeof OVERRIDE_HEADERS)[number];
+const overrideHeader = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .pipe(z.enum(OVERRIDE_HEADERS, { error: `allowOverrideHeaders takes ${OVERRIDE_HEADERS.join(', ')}` }));
 
 /** HTTP/2 on the HTTPS listener(s); the defaults are Envoy's edge recommendations. */
 const http2Schema = z.strictObject({
@@ -123,6 +138,12 @@ const listenSchema = z.strictObject({
   limits: listenLimitsSchema.prefault({}),
   http2: http2Schema.prefault({}),
   websocket: websocketSchema.prefault({}),
+  /**
+   * Request header names with "_": dropped before forwarding (as NGINX does), refused with 400
+   * (reject), or passed (allow). Frameworks that read `_` as `-` would otherwise take
+   * `x_keygate_account` for keygate's own header. Default drop.
+   */
+  headersWithUnderscores: z.enum(['drop', 'reject', 'allow']).default('drop'),
 });
 
 const adminSchema = z.strictObject({
@@ -149,6 +170,19 @@ const routeSchema = z.strictObject({
   connections: z.number().int().min(1).max(10_000).default(128),
   /** How keygate speaks to the upstream: HTTP/1.1, HTTP/2 in clear text with prior knowledge (h2c, an http:// upstream), or HTTP/2 over TLS (h2, an https:// upstream). gRPC needs h2c or h2. Default http1. */
   protocol: z.enum(['http1', 'h2c', 'h2']).default('http1'),
+  /** Override headers (X-HTTP-Method-Override, X-Original-URL, …) this route forwards. Default none. */
+  allowOverrideHeaders: z.array(overrideHeader).default([]),
+  /**
+   * Request bodies with a Content-Length up to this many bytes are read whole before an
+   * upstream connection is taken, so a client that trickles its body holds none; 0 streams
+   * every body. Default 65536.
+   */
+  bufferBodyBytes: z.number().int().min(0).max(16_777_216).default(65_536),
+  /**
+   * Bodies streamed to this upstream at once (larger or chunked ones); the others wait for a
+   * slot, within listen.limits.requestTimeout. Default: half of `connections`, at least 1.
+   */
+  streamingUploads: z.number().int().min(1).max(10_000).optional(),
 });
 
 const policySchema = z.strictObject({
@@ -289,7 +323,14 @@ export const configSchema = z
       });
     }
     for (const [i, route] of cfg.routes.entries()) {
-      const u = new URL(route.upstream);
+      // zod's URL check is looser than WHATWG's: a value it lets through may still not parse.
+      let u: URL;
+      try {
+        u = new URL(route.upstream);
+      } catch {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstream'], message: 'upstream must be an http:// or https:// URL' });
+        continue;
+      }
       if (u.pathname !== '/' || u.search || u.hash) {
         ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstream'], message: 'upstream is an origin only (scheme://host:port), without a path or query' });
       }

@@ -106,8 +106,28 @@ export function parseYamlText(file: string, text: string, opts: ReadOptions = {}
     return found;
   };
   const locate = (path: ValuePath, key?: string) => at(locateNode(path, key)?.range?.[0]);
-  const value = doc.errors.length === 0 ? doc.toJS({ maxAliasCount: 50 }) : undefined;
+  let value: unknown;
+  if (doc.errors.length === 0) {
+    try {
+      value = doc.toJS({ maxAliasCount: 50 });
+    } catch (err) {
+      // What the parser lets through but cannot turn into a value (an alias to an anchor that
+      // comes later or never, an alias bomb): a problem at the alias, not a crash.
+      problems.push({ file, ...at(firstAliasOffset(doc)), message: `YAML: ${(err as Error).message.split('\n')[0]!}` });
+    }
+  }
   return { file, doc, value, problems, locate, problemAt: (path, message, key) => ({ file, ...locate(path, key), message }) };
+}
+
+function firstAliasOffset(doc: Document): number | undefined {
+  let offset: number | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      offset = node.range?.[0];
+      return visit.BREAK;
+    },
+  });
+  return offset;
 }
 
 function plainScalar(text: string): string | number | boolean | null {

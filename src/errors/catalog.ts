@@ -27,7 +27,11 @@ export const ERRORS = {
   KG_ERR_MALFORMED_REQUEST: spec(400, 'malformed_request', 'Malformed request', 'The request is not valid HTTP/1.1.', 'Send a well-formed HTTP/1.1 request (request line, then headers, each ending in CRLF).'),
   KG_ERR_REQUEST_TIMEOUT: spec(408, 'request_timeout', 'Request timeout', 'The request did not arrive in time.', 'Send the whole request without pausing; the limits are listen.limits.headersTimeout and requestTimeout.'),
   KG_ERR_HEADERS_TOO_LARGE: spec(431, 'headers_too_large', 'Request headers too large', 'The request head is larger than this keygate accepts.', 'Send fewer or smaller headers; the limit is listen.limits.maxHeaderSize.'),
-  KG_ERR_PATH_INVALID: spec(400, 'path_invalid', 'Malformed or ambiguous request path', 'The request path cannot be normalized unambiguously.', 'Send an origin-form path without encoded "/" or "\\", NUL, invalid percent-encoding or ".." above the root.'),
+  KG_ERR_PATH_INVALID: spec(400, 'path_invalid', 'Malformed or ambiguous request path', 'The request path cannot be normalized unambiguously.', 'Send an origin-form path without encoded "/" or "\\", NUL, invalid percent-encoding, ".." above the root, "." or ".." with ";parameters", or a character RFC 3986 wants percent-encoded (space, controls, <>"{}|\\^`).'),
+  KG_ERR_HOST_INVALID: spec(400, 'host_invalid', 'Missing or invalid Host', 'The request must carry exactly one Host header naming a host, optionally with a port.', 'Send one Host header of the form host or host:port (an HTTP/1.1 request must have one; two are refused).'),
+  KG_ERR_HEADER_UNDERSCORE: spec(400, 'header_underscore', 'Header name with an underscore', 'A request header name contains "_", which this keygate refuses.', 'Rename the header with "-" instead of "_"; operators: listen.headersWithUnderscores decides (drop, reject, allow).'),
+  KG_ERR_TOKEN_IN_QUERY: spec(400, 'token_in_query', 'API token in the query string', 'The query string carries an API token; URLs end up in logs and browser histories, so keygate refuses it.', 'Send the token in the x-api-key header or as "Authorization: Bearer <token>", never in the URL; consider the token exposed and rotate it.'),
+  KG_ERR_EXPECTATION_FAILED: spec(417, 'expectation_failed', 'Expectation not supported', 'The Expect header asks for something other than 100-continue.', 'Send no Expect header, or "Expect: 100-continue" alone.'),
   // 401: who is calling
   KG_ERR_CREDENTIAL_MISSING: spec(401, 'credential_missing', 'Credential required', 'No API token was sent.', 'Send the token in the x-api-key header or as "Authorization: Bearer <token>".'),
   KG_ERR_CREDENTIAL_AMBIGUOUS: spec(401, 'credential_ambiguous', 'More than one credential', 'The request carries more than one credential.', 'Send exactly one token, in x-api-key or in Authorization, not both and not twice.'),
@@ -63,7 +67,7 @@ export const ERRORS = {
   KG_ERR_BAD_REQUEST: spec(400, 'bad_request', 'Bad request', 'The request is not valid.', 'Check the request against docs/admin-api.md.'),
   KG_ERR_NOT_FOUND: spec(404, 'not_found', 'Not found', 'No such resource.', 'Check the name or id.', EXIT.notFound),
   KG_ERR_CONFLICT: spec(409, 'conflict', 'Conflict', 'The request conflicts with the current state.', 'Read the detail, then change the request or the state it conflicts with.', EXIT.conflict),
-  KG_ERR_METHOD_NOT_ALLOWED: spec(405, 'method_not_allowed', 'Method not allowed', 'This resource does not support this method.', 'See docs/admin-api.md for the methods each resource supports.'),
+  KG_ERR_METHOD_NOT_ALLOWED: spec(405, 'method_not_allowed', 'Method not allowed', 'This resource does not support this method.', 'Use a method the resource supports: keygate is not a forward proxy and never tunnels CONNECT; for the admin API see docs/admin-api.md.'),
   KG_ERR_BODY_TOO_LARGE: spec(413, 'body_too_large', 'Request body too large', 'The request body is larger than this endpoint accepts.', 'Send a smaller body.'),
   // keygate's own files and commands: raised inside keygate, answered by the admin API or the CLI
   KG_ERR_CONFIG_INVALID: spec(503, 'config_invalid', 'Configuration has errors', 'A file keygate reads (keygate.yaml or the credential store) has errors; nothing was changed.', 'Operators: run keygate check, which prints every problem as file:line:col.'),

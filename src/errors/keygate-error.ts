@@ -7,6 +7,8 @@ import { ERRORS, type ErrorCode } from './catalog.js';
  */
 export class KeygateError {
   readonly status: number;
+  /** The problem body up to its requestId, built on first use (errors/problem.ts): refusing again costs a concatenation. */
+  bodyHead: string | undefined;
   constructor(
     readonly code: ErrorCode,
     readonly detail: string = ERRORS[code].detail,

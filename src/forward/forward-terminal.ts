@@ -2,7 +2,7 @@
 // bodies streamed both ways with back-pressure, identity headers set after everything
 // forgeable was stripped (request/scan-headers.ts did that), keygate's own headers on the way
 // back. A client waiting on `Expect: 100-continue` is told to send its body only here, after
-// every stage admitted the request.
+// every stage admitted the request. How a body may hold an upstream connection is body-gate.ts.
 import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { kgError, type KeygateError } from '../errors/keygate-error.js';
@@ -10,7 +10,10 @@ import type { UsageTracker } from '../store/usage-tracker.js';
 import { appendOwnHeaders } from '../transport/own-headers.js';
 import type { Routed } from '../vocabulary/context.js';
 import type { Terminal, TerminalResult } from '../vocabulary/stage.js';
+import { readWhole, releaseBuffer, reserveBuffer, slotsFor, type BodyPolicy } from './body-gate.js';
 import { appendResponseHeaders } from './response-headers.js';
+
+export type { BodyPolicy };
 import type { Http1Upstream } from './upstream-pools.js';
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -38,17 +41,19 @@ export function buildUpstreamHeaders(ctx: Routed, identity: boolean): string[] {
     if (ctx.peer) out.push('x-forwarded-client-cert', ctx.peer.xfcc);
   }
   const auth = h.authorization;
-  if (auth !== undefined && !authorizationIsCredential(ctx, auth)) out.push('authorization', auth);
+  if (auth !== undefined && !authorizationIsCredential(ctx)) out.push('authorization', auth);
   return out;
 }
 
 /**
  * Authorization travels on to the upstream (e.g. its own Basic auth next to x-api-key) unless
- * it carried a keygate credential: a Bearer kg_ token never leaves keygate.
+ * it carried a keygate credential: a kg_ token in any form (Bearer, another scheme, bare)
+ * never leaves keygate, nor a Bearer value that was the request's credential.
  */
-function authorizationIsCredential(ctx: Routed, auth: string): boolean {
-  if (!/^bearer[ \t]/i.test(auth)) return false;
-  return /^bearer[ \t]+kg_/i.test(auth) || (ctx.mode === 'api-key' && ctx.headers.apiKey === undefined);
+function authorizationIsCredential(ctx: Routed): boolean {
+  const token = ctx.headers.authToken;
+  if (token === undefined) return false;
+  return token.startsWith('kg_') || (ctx.mode === 'api-key' && ctx.headers.apiKey === undefined);
 }
 
 export interface ForwardOptions<U = Http1Upstream> {
@@ -57,10 +62,12 @@ export interface ForwardOptions<U = Http1Upstream> {
   /** Protected routes: identity headers on, last use recorded. Public routes: neither. */
   identity: boolean;
   usage?: UsageTracker;
+  body: BodyPolicy;
 }
 
 export function forwardTerminal(opts: ForwardOptions): Terminal<Routed> {
-  const { upstream, timeoutMs, identity, usage } = opts;
+  const { upstream, timeoutMs, identity, usage, body } = opts;
+  const slots = slotsFor(upstream, body.streamingSlots);
   return {
     kind: 'forward',
     run: (ctx, done) => {
@@ -110,23 +117,41 @@ export function forwardTerminal(opts: ForwardOptions): Terminal<Routed> {
           finish({ ok: false, ...classifyUpstreamError(err) });
         },
       };
-      const hasBody = ctx.headers.hasBody;
-      if (hasBody) x.sendContinue();
-      // undici destroys the body stream it was given once it is sent. An HTTP/2 stream's body
-      // is the same Duplex as its answer, so it gets a stream of its own to destroy.
-      const body = !hasBody ? null : x.protocol === 'http/1.1' ? x.body : x.body.pipe(new PassThrough());
-      upstream.pool.dispatch(
-        {
-          origin: upstream.origin,
-          method: ctx.method,
-          path: ctx.path + ctx.query,
-          headers: buildUpstreamHeaders(ctx, identity),
-          body,
-          headersTimeout: timeoutMs,
-          bodyTimeout: timeoutMs,
-        },
-        handler,
-      );
+      const dispatch = (requestBody: Dispatcher.DispatchOptions['body']) =>
+        upstream.pool.dispatch(
+          {
+            origin: upstream.origin,
+            method: ctx.method,
+            path: ctx.path + ctx.query,
+            headers: buildUpstreamHeaders(ctx, identity),
+            body: requestBody,
+            headersTimeout: timeoutMs,
+            bodyTimeout: timeoutMs,
+          },
+          handler,
+        );
+      if (!ctx.headers.hasBody) return dispatch(null);
+      const length = ctx.headers.contentLength;
+      if (length !== undefined && length <= body.bufferBytes && reserveBuffer(length)) {
+        x.sendContinue();
+        readWhole(x.body, length, (data) => {
+          releaseBuffer(length);
+          if (data === undefined || x.aborted) return finish({ ok: false, reason: 'client_closed' });
+          dispatch(data);
+        });
+        return;
+      }
+      const release = slots.acquire(() => {
+        if (x.aborted) return finish({ ok: false, reason: 'client_closed' });
+        x.sendContinue();
+        // undici destroys the body stream it was given once it is sent. An HTTP/2 stream's body
+        // is the same Duplex as its answer, so it gets a stream of its own to destroy.
+        dispatch(x.protocol === 'http/1.1' ? x.body : x.body.pipe(new PassThrough()));
+      });
+      // Given back when the body is in (the upstream has it all) or the exchange is over.
+      if (x.aborted) return release();
+      x.onClose(release);
+      x.body.once('end', release);
     },
   };
 }

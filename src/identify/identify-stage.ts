@@ -21,9 +21,29 @@ export interface IdentifyOptions {
   failurePolicy: BucketPolicy;
 }
 
+/** 401s with their challenge, per refusal and mode: a refusal under a flood of bad tokens builds nothing. */
+const CHALLENGED = new WeakMap<KeygateError, { 'api-key'?: KeygateError; clientauth?: KeygateError }>();
+
 function challenge(ctx: Routed, err: KeygateError): KeygateError {
-  const scheme = ctx.mode === 'clientauth' ? 'ClientCertificate realm="keygate"' : err.code === 'KG_ERR_CREDENTIAL_MISSING' ? 'Bearer realm="keygate"' : 'Bearer realm="keygate", error="invalid_token"';
-  return new KeygateError(err.code, err.detail, { ...err.headers, 'www-authenticate': scheme });
+  let byMode = CHALLENGED.get(err);
+  if (!byMode) CHALLENGED.set(err, (byMode = {}));
+  let e = byMode[ctx.mode];
+  if (!e) {
+    const scheme = ctx.mode === 'clientauth' ? 'ClientCertificate realm="keygate"' : err.code === 'KG_ERR_CREDENTIAL_MISSING' ? 'Bearer realm="keygate"' : 'Bearer realm="keygate", error="invalid_token"';
+    byMode[ctx.mode] = e = new KeygateError(err.code, err.detail, { ...err.headers, 'www-authenticate': scheme });
+  }
+  return e;
+}
+
+/** The per-address 429, one per Retry-After value (a handful of small numbers). */
+const AUTH_LIMITED = new Map<number, KeygateError>();
+function authLimited(retryAfterSec: number): KeygateError {
+  let e = AUTH_LIMITED.get(retryAfterSec);
+  if (!e) {
+    e = new KeygateError('KG_ERR_AUTH_RATE_LIMITED', undefined, { 'retry-after': String(retryAfterSec) });
+    if (AUTH_LIMITED.size < 1_000) AUTH_LIMITED.set(retryAfterSec, e);
+  }
+  return e;
 }
 
 function presented(ctx: Routed, opts: IdentifyOptions): Found {
@@ -53,7 +73,7 @@ const produced = (ctx: Routed) => ctx.principal !== undefined;
 export function identifyStage(opts: IdentifyOptions): Stage<Routed, Identified> {
   const { failures, failurePolicy } = opts;
   const limited = (ctx: Routed, err: KeygateError, r: LimitAnswer): Verdict =>
-    r.allowed || r.unavailable ? challenge(ctx, err) : new KeygateError('KG_ERR_AUTH_RATE_LIMITED', undefined, { 'retry-after': String(r.retryAfterSec) });
+    r.allowed || r.unavailable ? challenge(ctx, err) : authLimited(r.retryAfterSec);
   return {
     name: 'identify',
     produced,
@@ -93,7 +113,7 @@ export function identifyByReference(opts: ReferenceOptions): Stage<Routed, Ident
       const entry = opts.index().byId.get(ref.token);
       if (!entry || entry.kind !== 'token') return kgError('KG_ERR_TOKEN_UNKNOWN');
       const env = entry.token?.environment ?? null;
-      return admit(ctx, env !== opts.environment ? { entry, error: wrongEnvironment(env, opts.environment) } : { entry });
+      return admit(ctx, env !== opts.environment ? { entry, error: wrongEnvironment(env) } : { entry });
     },
   };
 }

@@ -9,18 +9,17 @@ import type { ScannedHeaders } from '../vocabulary/context.js';
 import type { CredentialIndex, PeerIdentity, Principal } from '../vocabulary/principal.js';
 import { peerOf } from './peer-certificate.js';
 
-const BEARER = /^Bearer[ \t]+([^ \t]+)[ \t]*$/i;
-
 /**
- * The one API token a request presents, from x-api-key or Authorization: Bearer. Either header
- * twice, or two different tokens, is ambiguous; none is `{}`. `foreignBearer` says what a
- * Bearer value that is not a keygate token means next to x-api-key: on the public listener it
- * may be the upstream's own credential and travels on ('upstream'); on the admin listener,
- * which forwards nothing, it can only be a second credential ('ambiguous').
+ * The one API token a request presents, from x-api-key or Authorization (Bearer, or a keygate
+ * token under another scheme or bare: request/scan-headers.ts reads it). Either header twice,
+ * or two different tokens, is ambiguous; none is `{}`. `foreignBearer` says what an
+ * Authorization credential that is not a keygate token means next to x-api-key: on the public
+ * listener it may be the upstream's own credential and travels on ('upstream'); on the admin
+ * listener, which forwards nothing, it can only be a second credential ('ambiguous').
  */
-export function presentedToken(h: Pick<ScannedHeaders, 'apiKey' | 'apiKeyCount' | 'authorization' | 'authorizationCount'>, foreignBearer: 'upstream' | 'ambiguous'): { token?: string; error?: KeygateError } {
+export function presentedToken(h: Pick<ScannedHeaders, 'apiKey' | 'apiKeyCount' | 'authToken' | 'authorizationCount'>, foreignBearer: 'upstream' | 'ambiguous'): { token?: string; error?: KeygateError } {
   if (h.apiKeyCount > 1 || h.authorizationCount > 1) return { error: kgError('KG_ERR_CREDENTIAL_AMBIGUOUS') };
-  const bearer = h.authorization !== undefined ? BEARER.exec(h.authorization)?.[1] : undefined;
+  const bearer = h.authToken;
   let token: string | undefined;
   if (h.apiKey !== undefined) {
     token = h.apiKey.trim();
@@ -38,13 +37,15 @@ export interface Found {
   error?: KeygateError;
 }
 
-/** A token minted for another environment (or none) than this keygate's. */
-export function wrongEnvironment(tokenEnvironment: string | null, environment: string | null): KeygateError {
+/**
+ * A token minted for another environment (or none) than this keygate's. The detail names the
+ * token's own environment only — what the caller already holds in its prefix — never this
+ * deployment's (SPEC §5).
+ */
+export function wrongEnvironment(tokenEnvironment: string | null): KeygateError {
   return new KeygateError(
     'KG_ERR_TOKEN_WRONG_ENVIRONMENT',
-    tokenEnvironment
-      ? `The API token belongs to environment "${tokenEnvironment}"${environment ? `; this is "${environment}"` : '; this keygate has no environment'}.`
-      : `The API token has no environment; this is "${environment}".`,
+    tokenEnvironment ? `The API token belongs to environment "${tokenEnvironment}", which this keygate does not serve.` : 'The API token has no environment, and this keygate serves tokens of one.',
   );
 }
 
@@ -56,7 +57,7 @@ export function wrongEnvironment(tokenEnvironment: string | null, environment: s
 export function lookupToken(index: CredentialIndex, environment: string | null, token: string): Found {
   const parsed = parseToken(token);
   if (!parsed.ok) return { error: kgError('KG_ERR_TOKEN_MALFORMED') };
-  if (parsed.environment !== environment) return { error: wrongEnvironment(parsed.environment, environment) };
+  if (parsed.environment !== environment) return { error: wrongEnvironment(parsed.environment) };
   const digest = hashTokenBytes(token);
   const entry = index.tokensByHash.get(digest.toString('hex'));
   if (!entry || !entry.digest || !timingSafeEqual(entry.digest, digest)) return { error: kgError('KG_ERR_TOKEN_UNKNOWN') };

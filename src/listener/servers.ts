@@ -18,7 +18,7 @@ import { isWebSocketUpgrade, UpgradeExchange } from '../transport/upgrade.js';
 import type { ExchangeHandler } from '../vocabulary/exchange.js';
 import { modeOfName } from '../vocabulary/host-mode.js';
 import { createHttp2Front, type Http2Front } from './http2-front.js';
-import type { ParserRefusalHandler } from './parser-refusals.js';
+import type { ConnectHandler, ParserRefusalHandler } from './parser-refusals.js';
 import type { StreamRefuser } from './stream-refusals.js';
 import type { TlsMaterial } from './tls-material.js';
 
@@ -43,7 +43,10 @@ function serverOptions(config: KeygateConfig): https.ServerOptions {
   return {
     requestCert: true,
     rejectUnauthorized: false,
-    handshakeTimeout: l.handshakeTimeout,
+    // The head is due within headersTimeout of the connection; a client that has not even
+    // finished TLS by then cannot meet it. Node starts headersTimeout only after the handshake,
+    // so the handshake gets the shorter of the two.
+    handshakeTimeout: Math.min(l.handshakeTimeout, l.headersTimeout),
     maxHeaderSize: l.maxHeaderSize,
     headersTimeout: l.headersTimeout,
     requestTimeout: l.requestTimeout,
@@ -51,6 +54,9 @@ function serverOptions(config: KeygateConfig): https.ServerOptions {
     connectionsCheckingInterval: 1_000,
     // h2 first: a client offering both gets HTTP/2 (RFC 7301 lets the server choose).
     ALPNProtocols: config.listen.http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1'],
+    // A request without Host gets keygate's own 400 problem+json from the head stage (audited,
+    // counted), not Node's bare one.
+    requireHostHeader: false,
   };
 }
 
@@ -65,7 +71,7 @@ function applyLimits(server: https.Server, config: KeygateConfig): void {
  * Requests go to `handler`; so do requests with `Expect: 100-continue`, without Node's
  * automatic `100 Continue`: the forwarder sends it once every stage admitted the request.
  */
-function wire(server: https.Server, config: KeygateConfig, handler: ExchangeHandler, onTlsError: (err: Error, socket: Socket) => void, onParserRefusal: ParserRefusalHandler, forcedMode?: 'clientauth'): void {
+function wire(server: https.Server, config: KeygateConfig, handler: ExchangeHandler, onTlsError: (err: Error, socket: Socket) => void, refusals: Refusals, forcedMode?: 'clientauth'): void {
   server.on('request', (req, res) => handler(new Http1Exchange(req, res), forcedMode));
   server.on('checkContinue', (req, res) => handler(new Http1Exchange(req, res, true), forcedMode));
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -73,11 +79,19 @@ function wire(server: https.Server, config: KeygateConfig, handler: ExchangeHand
     // WebSocket handshake is tunnelled; any other upgrade (h2c, which RFC 9113 forbids over
     // TLS anyway) is refused like a request the parser could not take.
     if (isWebSocketUpgrade(req)) handler(new UpgradeExchange(req, socket, head), forcedMode);
-    else onParserRefusal(Object.assign(new Error('unsupported upgrade'), { code: 'HPE_UNSUPPORTED_UPGRADE' }), socket);
+    else refusals.onClientError(Object.assign(new Error('unsupported upgrade'), { code: 'HPE_UNSUPPORTED_UPGRADE' }), socket);
   });
+  // Any other Expect value: the pipeline's head stage answers 417 problem+json, audited.
+  server.on('checkExpectation', (req, res) => handler(new Http1Exchange(req, res), forcedMode));
   applyLimits(server, config);
   server.on('tlsClientError', onTlsError);
-  server.on('clientError', onParserRefusal);
+  server.on('clientError', refusals.onClientError);
+  server.on('connect', refusals.onConnect);
+}
+
+export interface Refusals {
+  onClientError: ParserRefusalHandler;
+  onConnect: ConnectHandler;
 }
 
 /**
@@ -97,7 +111,7 @@ export function createListeners(
   holder: MaterialHolder,
   handler: ExchangeHandler,
   onTlsError: (err: Error, socket: Socket) => void,
-  onParserRefusal: ParserRefusalHandler,
+  refusals: Refusals,
   onStreamRefusal: StreamRefuser,
 ): Listeners {
   const fronts: Http2Front[] = [];
@@ -112,12 +126,12 @@ export function createListeners(
     ...holder.material.apiOptions,
     SNICallback: (servername, cb) => cb(null, modeOfName(servername, holder.prefix) === 'clientauth' ? holder.material.clientAuth : holder.material.api),
   });
-  wire(main, config, handler, onTlsError, onParserRefusal);
+  wire(main, config, handler, onTlsError, refusals);
   withHttp2(main);
   let clientAuth: https.Server | undefined;
   if (config.listen.clientAuth.port !== null) {
     clientAuth = https.createServer({ ...serverOptions(config), ...holder.material.clientAuthOptions });
-    wire(clientAuth, config, handler, onTlsError, onParserRefusal, 'clientauth');
+    wire(clientAuth, config, handler, onTlsError, refusals, 'clientauth');
     withHttp2(clientAuth, 'clientauth');
   }
   return {

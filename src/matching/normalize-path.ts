@@ -1,9 +1,12 @@
 // Request paths are normalized once (RFC 3986 §6.2.2): percent-encoded unreserved characters
 // decoded, other escapes upper-cased, dot segments removed, repeated slashes merged. Anything
 // that two servers could read differently is refused rather than guessed: an encoded "/" or
-// "\", a raw "\", NUL, invalid percent-encoding, ".." above the root. The path keygate checks
-// is the path it forwards, so the upstream cannot be reached through a spelling that the
-// scope rules did not see.
+// "\", a raw "\", NUL, invalid percent-encoding, ".." above the root, a "." or ".." segment
+// with parameters ("..;", ".;jsessionid=…": Tomcat-style servers strip the parameters and
+// then resolve the dots), and every character RFC 3986 does not allow raw in a path (space,
+// controls, DEL, `<>"{}|\^` and the backtick, "[" "]", non-ASCII). The path keygate checks is
+// the path it forwards, so the upstream cannot be reached through a spelling that the scope
+// rules did not see; normalizing a normalized path gives it back unchanged.
 
 export type NormalizedTarget =
   | { ok: true; path: string; query: string }
@@ -22,9 +25,22 @@ function isUnreserved(c: number): boolean {
   return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 46 || c === 95 || c === 126;
 }
 
-/** Printable ASCII except space, `\`, `#` and `%` (handled apart). */
+/**
+ * What RFC 3986 §3.3 allows raw in a path, besides "%" (handled apart): unreserved, sub-delims
+ * (!$&'()*+,;=), ":", "@" and "/".
+ */
+const PATH_CHAR = new Uint8Array(128);
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/") PATH_CHAR[c.charCodeAt(0)] = 1;
+
 function isPlainPathChar(c: number): boolean {
-  return c > 32 && c < 127 && c !== 92 && c !== 35 && c !== 37;
+  return c < 128 && PATH_CHAR[c] === 1;
+}
+
+/** A "." or ".." segment with parameters, raw or with the ";" encoded. */
+function isDotWithParams(seg: string): boolean {
+  if (seg.charCodeAt(0) !== 46) return false;
+  const rest = seg.charCodeAt(1) === 46 ? seg.slice(2) : seg.slice(1);
+  return rest.startsWith(';') || rest.startsWith('%3B');
 }
 
 const fail = (why: string): NormalizedTarget => ({ ok: false, why });
@@ -74,7 +90,7 @@ export function normalizeTarget(target: string): NormalizedTarget {
     }
     if (c === 0) return fail('the path contains NUL');
     if (c === 92) return fail('the path contains "\\"');
-    if (!isPlainPathChar(c)) return fail('the path contains a character that must be percent-encoded');
+    if (!isPlainPathChar(c)) return fail('the path contains a character that must be percent-encoded (RFC 3986)');
     decoded += raw[i];
   }
 
@@ -94,6 +110,7 @@ export function normalizeTarget(target: string): NormalizedTarget {
       if (last) trailingSlash = true;
       continue;
     }
+    if (isDotWithParams(seg)) return fail('a "." or ".." segment carries ";" parameters');
     segments.push(seg);
     trailingSlash = false;
   }

@@ -120,6 +120,18 @@ export function isoClock(): () => string {
 }
 
 /**
+ * Longest value kept of each field a caller controls (docs/observability.md): a path or a Host
+ * is cut there and ends with "…", so that one request cannot write a 16 KiB audit line.
+ * x-request-id is taken from the client only when it is at most 128 plain characters
+ * (request/scan-headers.ts), the method only from the HTTP parser's fixed list.
+ */
+export const AUDIT_LIMITS = { path: 1024, host: 255, requestId: 128 } as const;
+
+function bounded(text: string, max: number): string {
+  return text.length > max ? text.slice(0, max - 1) + '…' : text;
+}
+
+/**
  * One request line, fields in a fixed order. One object literal through JSON.stringify: V8's
  * fast serializer gives a flat string (a hand-concatenated line would be a rope that the
  * buffered writer then has to flatten, which measured slower), every string is escaped, so a
@@ -130,14 +142,14 @@ export function requestLine(e: RequestAudit, time: string): string {
     JSON.stringify({
       time,
       event: 'request',
-      requestId: e.requestId,
+      requestId: bounded(e.requestId, AUDIT_LIMITS.requestId),
       account: e.account,
       credential: e.credential,
       auth: e.auth,
-      method: e.method,
+      method: bounded(e.method, 32),
       protocol: e.protocol ?? 'http/1.1',
-      host: e.host,
-      path: e.path,
+      host: bounded(e.host, AUDIT_LIMITS.host),
+      path: bounded(e.path, AUDIT_LIMITS.path),
       status: e.status,
       decision: e.decision,
       reason: e.reason,

@@ -1,6 +1,6 @@
 // Chains compiled once per route kind, at load and on every reload, from the compiled config:
 //
-//   every request   misdirected → draining → target (path, route)
+//   every request   head (Host, Expect, header names) → misdirected → draining → target (path, route)
 //   public route    → forward (no identity headers, nothing recorded)
 //   protected route → [maintenance] → identify → expiry → limit → authorize → forward
 //
@@ -19,10 +19,12 @@ import { forwardTerminal } from '../forward/forward-terminal.js';
 import { h2ForwardTerminal } from '../forward/h2-forward.js';
 import { tunnelTerminal } from '../forward/tunnel-terminal.js';
 import type { Tunnels } from '../forward/tunnel.js';
+import type { BodyPolicy } from '../forward/forward-terminal.js';
 import type { Upstream } from '../forward/upstream-pools.js';
 import { identifyByReference, identifyStage } from '../identify/identify-stage.js';
 import { limitStage } from '../ratelimit/limit-stage.js';
-import { drainingStage, maintenanceStage, misdirectedStage, targetStage } from '../request/front-stages.js';
+import { drainingStage, headStage, maintenanceStage, misdirectedStage, targetStage } from '../request/front-stages.js';
+import { compileHeaderScan, type HeaderScan, type UnderscoreRule } from '../request/scan-headers.js';
 import type { UsageTracker } from '../store/usage-tracker.js';
 import type { Identified, RequestContext, RouteInfo, Routed } from '../vocabulary/context.js';
 import type { BucketPolicy, RateLimiter } from '../vocabulary/limits.js';
@@ -32,7 +34,9 @@ import { ChainBuilder, type AnyStage, type Chain } from './chain.js';
 
 /** What the chains are compiled from: the compiled config, as runtime/ builds it. */
 export interface PipelineSpec {
-  readonly routes: ReadonlyArray<{ readonly info: RouteInfo; readonly upstream: Upstream }>;
+  readonly routes: ReadonlyArray<{ readonly info: RouteInfo; readonly upstream: Upstream; readonly body: BodyPolicy }>;
+  /** listen.headersWithUnderscores. */
+  readonly underscores: UnderscoreRule;
   readonly catalog: ScopeCatalog;
   readonly authorizationMode: 'enforce' | 'shadow';
   readonly maintenance: boolean;
@@ -46,6 +50,8 @@ export interface PipelineSpec {
 }
 
 export interface CompiledPipeline {
+  /** The one pass over the request headers, with this config's rules. */
+  readonly scan: HeaderScan;
   /** Every request; the last one (target) picks the route. */
   readonly front: readonly AnyStage[];
   /** Without the misdirected stage: the dedicated client-certificate port has no SNI to compare. */
@@ -70,8 +76,9 @@ function compile(spec: PipelineSpec, parts: Parts): CompiledPipeline {
   const routes = spec.routes.map((r) => r.info);
   const draining = drainingStage(parts.isDraining);
   const target = targetStage(routes);
-  const front = ChainBuilder.for<RequestContext>().then(misdirectedStage(spec.clientAuthPrefix)).then(draining).then(target).list;
-  const frontForcedMode = ChainBuilder.for<RequestContext>().then(draining).then(target).list;
+  const head = headStage({ underscores: spec.underscores });
+  const front = ChainBuilder.for<RequestContext>().then(head).then(misdirectedStage(spec.clientAuthPrefix)).then(draining).then(target).list;
+  const frontForcedMode = ChainBuilder.for<RequestContext>().then(head).then(draining).then(target).list;
   const authorize = authorizeStage(spec.catalog, spec.authorizationMode);
   const chains = spec.routes.map((route): Chain => {
     if (route.info.public) return ChainBuilder.for<Routed>().end(parts.terminal(route, false), parts.upgrade(route, false));
@@ -79,7 +86,7 @@ function compile(spec: PipelineSpec, parts: Parts): CompiledPipeline {
     if (spec.maintenance) b = b.then(maintenanceStage);
     return b.then(parts.identify).then(parts.expiry).then(parts.limit).then(authorize).end(parts.terminal(route, true), parts.upgrade(route, true));
   });
-  return { front, frontForcedMode, chains, routes, clientAuthPrefix: spec.clientAuthPrefix };
+  return { scan: compileHeaderScan({ underscores: spec.underscores }), front, frontForcedMode, chains, routes, clientAuthPrefix: spec.clientAuthPrefix };
 }
 
 export interface EnforceParts {
@@ -97,7 +104,9 @@ export interface EnforceParts {
 /** The forwarder for the route's upstream protocol. */
 function forwarder(route: PipelineSpec['routes'][number], identity: boolean, usage: UsageTracker): Terminal<Routed> {
   const u = route.upstream;
-  const common = { timeoutMs: route.info.timeoutMs, identity, usage };
+  // The slow-body gate (forward/body-gate.ts) guards the HTTP/1.1 pool's connections; an HTTP/2
+  // upstream multiplexes streams on a session, where a trickling body holds no connection.
+  const common = { timeoutMs: route.info.timeoutMs, identity, usage, body: route.body };
   return u.protocol === 'http1' ? forwardTerminal({ ...common, upstream: u }) : h2ForwardTerminal({ ...common, upstream: u });
 }
 

@@ -5,7 +5,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ErrorCode } from '../errors/catalog.js';
 import type { KeygateError } from '../errors/keygate-error.js';
-import { scanRequestHeaders } from '../request/scan-headers.js';
 import type { CredentialReference, RequestContext } from '../vocabulary/context.js';
 import type { Exchange } from '../vocabulary/exchange.js';
 import type { StageName } from '../vocabulary/stage.js';
@@ -44,6 +43,7 @@ function dryExchange(method: string, target: string): Exchange {
       return unsupported();
     },
     expectsContinue: false,
+    hostOptional: true,
     statusCode: 0,
     headersSent: false,
     completed: false,
@@ -69,7 +69,7 @@ export async function dryRun(p: CompiledPipeline, request: { method: string; tar
     mode: 'api-key',
     host: '',
     method: request.method,
-    headers: scanRequestHeaders([]),
+    headers: p.scan([]),
     reference: request.reference,
     path: request.target.split('?', 1)[0]!,
     query: '',

@@ -9,7 +9,6 @@ import { KeygateError, kgError } from '../errors/keygate-error.js';
 import type { AuditSink } from '../observe/audit.js';
 import type { Logger } from '../observe/logger.js';
 import type { KeygateMetrics, Outcome } from '../observe/metrics.js';
-import { scanRequestHeaders } from '../request/scan-headers.js';
 import { clientAddress } from '../transport/client-address.js';
 import { appendOwnHeaders } from '../transport/own-headers.js';
 import { sendProblem } from '../transport/problem.js';
@@ -35,13 +34,16 @@ export interface RequestHandler {
   inflight(): number;
 }
 
-const OUTCOME_BY_STATUS: Record<number, Outcome> = { 400: 'bad_request', 401: 'unauthenticated', 403: 'forbidden', 404: 'no_route', 408: 'bad_request', 421: 'misdirected', 429: 'rate_limited', 431: 'bad_request', 500: 'internal_error', 502: 'upstream_error', 503: 'unavailable', 504: 'upstream_error' };
+const OUTCOME_BY_STATUS: Record<number, Outcome> = {
+  400: 'bad_request', 405: 'bad_request', 408: 'bad_request', 413: 'bad_request', 417: 'bad_request', 431: 'bad_request',
+  401: 'unauthenticated', 403: 'forbidden', 404: 'no_route', 421: 'misdirected', 429: 'rate_limited',
+  500: 'internal_error', 502: 'upstream_error', 503: 'unavailable', 504: 'upstream_error',
+};
 
-/** Until the path is normalized, audit the raw path without its query string. */
+/** Until the path is normalized, audit the raw path without its query string (the audit line bounds its length). */
 function pathForAudit(url: string): string {
   const q = url.indexOf('?');
-  const p = q === -1 ? url : url.slice(0, q);
-  return p.length > 512 ? p.slice(0, 512) + '…' : p;
+  return q === -1 ? url : url.slice(0, q);
 }
 
 function headerNames(raw: readonly string[]): string[] {
@@ -49,6 +51,9 @@ function headerNames(raw: readonly string[]): string[] {
   for (let i = 0; i < raw.length && names.length < 100; i += 2) names.push(raw[i]!.toLowerCase());
   return names;
 }
+
+/** How late a client over its budget of failed authentications gets its 429 (docs/security.md). */
+export const FAILING_CLIENT_DELAY_MS = 1_000;
 
 export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   const { metrics, audit, logger } = deps;
@@ -67,8 +72,21 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   }
 
   function answer(ctx: RequestContext, err: KeygateError): void {
+    // keygate answered already (the transport refused the request while a stage was still
+    // deciding): that first answer is the one on the wire and in the record.
+    if (ctx.answered && ctx.x.headersSent) {
+      ctx.x.destroy();
+      return;
+    }
     ctx.reason = err.code;
     ctx.answered = err;
+    // A client over its budget of failed authentications (the per-address 429) gets its answer
+    // a second late: a spray of guesses pipelined on keep-alive connections then runs at the
+    // pace keygate sets, not at the pace keygate can answer. One that holds too many is cut.
+    if (err.code === 'KG_ERR_AUTH_RATE_LIMITED' && ctx.x.holdAnswer && !ctx.x.holdAnswer(FAILING_CLIENT_DELAY_MS)) {
+      ctx.x.destroy();
+      return;
+    }
     try {
       sendProblem(ctx.x, err, ctx.requestId, appendOwnHeaders([], ctx));
     } catch (e) {
@@ -77,7 +95,8 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   }
 
   function terminalDone(ctx: RequestContext, r: TerminalResult): void {
-    if (r.ok || !r.error) return; // a client that left needs no answer
+    // A client that left needs no answer; one keygate refused already is not the upstream's failure.
+    if (r.ok || !r.error || ctx.answered) return;
     metrics.upstreamErrors.labels(r.reason).inc();
     if (r.inBand) ctx.answered = r.error; // the terminal told the client itself (gRPC trailers)
     else answer(ctx, r.error);
@@ -184,7 +203,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   function handle(x: Exchange, forcedMode?: HostMode): void {
     const p = deps.pipeline();
     const sni = x.tls?.servername;
-    const headers = scanRequestHeaders(x.rawHeaders);
+    const headers = p.scan(x.rawHeaders);
     // HTTP/2 knows from END_STREAM; its requests (gRPC's above all) need no content-length.
     if (x.hasBody !== undefined) headers.hasBody = x.hasBody;
     const ctx: RequestContext = {
@@ -217,6 +236,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     inflight++;
     x.onClose(() => complete(ctx));
     x.onExpire?.((detail) => expired(ctx, detail));
+    x.onRefused?.((err) => answer(ctx, err));
     advance(ctx, p, forcedMode ? p.frontForcedMode : p.front, 0, true);
   }
 

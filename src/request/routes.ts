@@ -4,7 +4,7 @@ import type { RouteConfig } from '../config/schema.js';
 import type { RouteInfo } from '../vocabulary/context.js';
 
 export function routeInfo(index: number, cfg: RouteConfig): RouteInfo {
-  return { index, pathPrefix: cfg.pathPrefix, public: cfg.public, timeoutMs: cfg.timeout, upstream: new URL(cfg.upstream).origin };
+  return { index, pathPrefix: cfg.pathPrefix, public: cfg.public, timeoutMs: cfg.timeout, upstream: new URL(cfg.upstream).origin, allowOverrideHeaders: [...new Set(cfg.allowOverrideHeaders)] };
 }
 
 export function matchRoute(routes: readonly RouteInfo[], path: string): RouteInfo | undefined {

@@ -4,6 +4,7 @@
 import { ScopeCatalog } from '../authorize/grants.js';
 import type { KeygateConfig } from '../config/schema.js';
 import type { ValuePath } from '../config/source.js';
+import type { BodyPolicy } from '../forward/forward-terminal.js';
 import type { Upstream, UpstreamPools } from '../forward/upstream-pools.js';
 import type { PipelineSpec } from '../pipeline/compile.js';
 import { routeInfo } from '../request/routes.js';
@@ -18,7 +19,7 @@ export interface Problem {
 
 export interface CompiledConfig {
   readonly config: KeygateConfig;
-  readonly routes: ReadonlyArray<{ readonly info: RouteInfo; readonly upstream: Upstream }>;
+  readonly routes: ReadonlyArray<{ readonly info: RouteInfo; readonly upstream: Upstream; readonly body: BodyPolicy }>;
   readonly catalog: ScopeCatalog;
   readonly policies: ReadonlyMap<string, BucketPolicy>;
   readonly authFailurePolicy: BucketPolicy;
@@ -37,7 +38,11 @@ export function compileConfig(config: KeygateConfig, pools: UpstreamPools): { co
   const af = config.authFailures;
   const authFailurePolicy: BucketPolicy = { name: 'auth-failures', ratePerMs: af.rate.perMs, burst: af.burst, per: 'credential', rateText: af.rate.text };
   // Pools connect lazily: compiling for `keygate check` opens no socket.
-  const routes = config.routes.map((r, i) => ({ info: routeInfo(i, r), upstream: pools.get(new URL(r.upstream).origin, r.connections, r.protocol) }));
+  const routes = config.routes.map((r, i) => ({
+    info: routeInfo(i, r),
+    upstream: pools.get(new URL(r.upstream).origin, r.connections, r.protocol),
+    body: { bufferBytes: r.bufferBodyBytes, streamingSlots: r.streamingUploads ?? Math.max(1, Math.floor(r.connections / 2)) },
+  }));
   if (problems.length) return { problems };
   return {
     compiled: { config, routes, catalog, policies, authFailurePolicy, clientAuthPrefix: config.listen.clientAuth.hostPrefix.toLowerCase() },
@@ -50,6 +55,7 @@ export function pipelineSpec(compiled: CompiledConfig, index: () => CredentialIn
   const c = compiled.config;
   return {
     routes: compiled.routes,
+    underscores: c.listen.headersWithUnderscores,
     catalog: compiled.catalog,
     authorizationMode: c.authorization.mode,
     maintenance: c.maintenance,

@@ -4,6 +4,7 @@
 // compiled config and then changed in place, change by change: the cost of a revocation is
 // proportional to what it changes (one token), not to the size of the inventory. An entry is
 // never mutated, only replaced, so a request that already holds one keeps a consistent view.
+import { endOfDayMs } from '../config/dates.js';
 import { compareSpecificity } from '../matching/wildcard.js';
 import { compileUriPattern } from '../matching/uri-pattern.js';
 import { accountScopes, type CheckedState } from '../store/check.js';
@@ -11,10 +12,6 @@ import type { AccountRecord, CertBindingRecord, StoreChange, StoreData, TokenRec
 import type { AccountEntry, CredentialIndex, Principal, UriPatternEntry } from '../vocabulary/principal.js';
 import type { CompiledConfig } from './compile.js';
 
-/** End of a YYYY-MM-DD day in UTC, epoch ms. */
-export function endOfDayMs(day: string): number {
-  return Date.parse(`${day}T23:59:59.999Z`);
-}
 
 function minOrNull(a: number | null, b: number | null): number | null {
   if (a === null) return b;

@@ -1,6 +1,7 @@
 // Certificate bindings: how a verified client certificate maps to a service account. Shared by
 // the CLI (`keygate cert …`) and the admin API.
 import { createHash, type X509Certificate } from 'node:crypto';
+import { parseInstantMs } from '../config/dates.js';
 import { accountScopes } from './check.js';
 import { newId } from './token-format.js';
 import { uriPatternProblem } from '../matching/uri-pattern.js';
@@ -46,11 +47,11 @@ function checkValue(match: CertMatch, value: string): string {
   return v;
 }
 
-/** The store keeps instants as ISO-8601 UTC strings; anything else would make the file invalid. */
+/** The store keeps instants as ISO-8601 UTC strings, read by the one parser (config/dates.ts). */
 function isoOrNull(what: string, v: string | null | undefined): string | null {
   if (v === null || v === undefined) return null;
-  const ms = Date.parse(v);
-  if (!Number.isFinite(ms)) throw new OperationError('invalid', `invalid ${what} "${v}"`);
+  const ms = parseInstantMs(v);
+  if (ms === undefined) throw new OperationError('invalid', `invalid ${what} "${v}": use an ISO date-time that exists (2027-01-31T23:59:59Z)`);
   return new Date(ms).toISOString();
 }
 

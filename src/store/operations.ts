@@ -3,10 +3,10 @@
 // input against keygate.yaml, so nothing the running proxy would refuse is ever written.
 import type { KeygateConfig } from '../config/schema.js';
 import { KeygateFault } from '../errors/fault.js';
-import { parseDuration } from '../config/units.js';
+import { isDay, parseWhen } from '../config/dates.js';
 import { BUILTIN_SCOPES } from '../config/builtin-scopes.js';
 import { accountScopes } from './check.js';
-import { ACCOUNT_NAME, DAY } from './schema.js';
+import { ACCOUNT_NAME } from './schema.js';
 import { hashToken, mintToken, newId } from './token-format.js';
 import type { AccountRecord, CertBindingRecord, StoreData, TokenRecord } from './types.js';
 
@@ -43,16 +43,15 @@ export function bindingStatus(c: CertBindingRecord, nowMs: number): 'active' | '
   return ends.some((t) => t <= nowMs) ? 'expired' : 'active';
 }
 
-/** "30d" (from now), "2027-01-31" (end of that day, UTC) or an ISO date-time. Must be in the future. */
+/**
+ * "30d" (from now), "2027-01-31" (the end of that day, config/dates.ts) or an ISO date-time.
+ * Must exist and be in the future; the refusal quotes the input.
+ */
 export function parseExpiry(text: string, now: Date): string {
-  const ms = parseDuration(text);
-  let at: number;
-  if (ms !== undefined) at = now.getTime() + ms;
-  else if (DAY.test(text)) at = Date.parse(`${text}T23:59:59Z`);
-  else at = Date.parse(text);
-  if (!Number.isFinite(at)) throw invalid(`invalid expiry "${text}": use a duration (30d, 12h) or a date (2027-01-31)`);
-  if (at <= now.getTime()) throw invalid(`expiry "${text}" is in the past`);
-  return new Date(at).toISOString();
+  const r = parseWhen(text, now.getTime(), 'expiry');
+  if (!r.ok) throw invalid(r.message);
+  if (r.ms <= now.getTime()) throw invalid(`expiry "${text}" is in the past`);
+  return new Date(r.ms).toISOString();
 }
 
 /** An optional expiry as the CLI and the admin API take it: absent, null or "never" is no end. */
@@ -62,9 +61,7 @@ export function parseOptionalExpiry(text: string | null | undefined, now: Date):
 }
 
 function checkDay(day: string): string {
-  if (!DAY.test(day) || Number.isNaN(Date.parse(`${day}T00:00:00Z`)) || new Date(`${day}T00:00:00Z`).toISOString().slice(0, 10) !== day) {
-    throw invalid(`invalid end date "${day}": use YYYY-MM-DD`);
-  }
+  if (!isDay(day)) throw invalid(`invalid end date "${day}": use YYYY-MM-DD, a day that exists`);
   return day;
 }
 

@@ -1,12 +1,14 @@
 // Schema of the credential file. Strict like keygate.yaml: an unknown key is an error, so a
 // hand edit with a typo is caught by `keygate check` and refused by a running proxy.
 import { z } from 'zod';
+import { isDay, isInstant } from '../config/dates.js';
 import type { StoreData } from './types.js';
 
 export const ACCOUNT_NAME = /^[A-Za-z0-9 _-]{1,64}$/;
-export const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
-const isoTime = z.iso.datetime({ offset: true });
+// Dates through the one parser (config/dates.ts): a day or an instant that does not exist is
+// an error at its line, never rolled over.
+const isoTime = z.string().refine(isInstant, 'an ISO 8601 date-time that exists, with an offset (2027-01-31T23:59:59.999Z)');
 const nullableTime = isoTime.nullable().default(null);
 const nameList = z.array(z.string().min(1)).default([]);
 
@@ -14,7 +16,7 @@ const account = z.strictObject({
   name: z.string().regex(ACCOUNT_NAME, 'account names use letters, digits, spaces, - and _ (at most 64)').refine((n) => n.trim() === n, 'account names do not start or end with a space'),
   description: z.string().default(''),
   owner: z.string().default(''),
-  endDate: z.string().regex(DAY, 'endDate is a day: YYYY-MM-DD').nullable().default(null),
+  endDate: z.string().refine(isDay, 'endDate is a day that exists: YYYY-MM-DD').nullable().default(null),
   roles: nameList,
   scopes: nameList,
   policy: z.string().nullable().default(null),

@@ -58,6 +58,20 @@ export function parseToken(token: string): ParsedToken {
   return { ok: true, environment: m[1] ?? null };
 }
 
+/** A token's shape anywhere in a text (checksum not checked): kg_, an optional environment, 39 base62. */
+const TOKEN_SHAPE = /kg_(?:[a-z][a-z0-9]{0,15}_)?[0-9A-Za-z]{39}/;
+
+/**
+ * The first substring of `text` shaped like a keygate token, whatever surrounds it. Used where a
+ * token must never travel on (a query string, an Authorization header of another scheme):
+ * a token with a typo is still a secret, so the checksum is not asked for here. Cheap on the
+ * common case: no `kg_` in the text, no regular expression run.
+ */
+export function findTokenShape(text: string): string | undefined {
+  if (text.indexOf('kg_') === -1) return undefined;
+  return TOKEN_SHAPE.exec(text)?.[0];
+}
+
 /** The only form in which a token is stored: lowercase hex SHA-256. */
 export function hashToken(token: string): string {
   return hash('sha256', token, 'hex');

@@ -1,5 +1,5 @@
 // The credential store's data model: plain records, as stored. Times are ISO-8601 strings in
-// UTC; an account end date is a calendar day (YYYY-MM-DD) that ends at 23:59:59 UTC.
+// UTC; an account end date is a calendar day (YYYY-MM-DD) that ends at 23:59:59.999 UTC.
 
 export interface AccountRecord {
   name: string;

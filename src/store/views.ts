@@ -1,6 +1,7 @@
 // What the CLI prints and the admin API returns: one shape for both, built from the records
 // and the batched last-use times. A view never carries a hash, let alone a secret.
 import type { KeygateConfig } from '../config/schema.js';
+import { endOfDayMs } from '../config/dates.js';
 import { parseDuration } from '../config/units.js';
 import { accountScopes } from './check.js';
 import { bindingStatus, OperationError, tokenStatus } from './operations.js';
@@ -13,9 +14,9 @@ export const TOKEN_STATUSES: readonly TokenStatusName[] = ['active', 'revoked', 
 
 const isoOrNull = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
-/** End of an account's last day (23:59:59.999 UTC), epoch ms, or null. */
+/** End of an account's last day (config/dates.ts endOfDayMs), epoch ms, or null. */
 export function accountEndMs(a: AccountRecord): number | null {
-  return a.endDate === null ? null : Date.parse(`${a.endDate}T23:59:59.999Z`);
+  return a.endDate === null ? null : endOfDayMs(a.endDate);
 }
 
 export function accountStatus(a: AccountRecord, nowMs: number): 'active' | 'disabled' | 'ended' {

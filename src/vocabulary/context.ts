@@ -16,6 +16,11 @@ export interface ScannedHeaders {
   readonly apiKeyCount: number;
   readonly authorization: string | undefined;
   readonly authorizationCount: number;
+  /**
+   * The credential Authorization presents: a Bearer value, or a keygate token under any other
+   * scheme or bare (consumed like Bearer, never forwarded). undefined: none of keygate's.
+   */
+  readonly authToken: string | undefined;
   /** Host, or :authority on HTTP/2. */
   readonly host: string | undefined;
   readonly hostCount: number;
@@ -24,6 +29,14 @@ export interface ScannedHeaders {
   readonly forwardedFor: string | undefined;
   /** Set from the headers; the request path overrides it when the transport knows (HTTP/2 END_STREAM). */
   hasBody: boolean;
+  /** Content-Length, when sent (a chunked body has none). */
+  readonly contentLength: number | undefined;
+  /** Expect, never forwarded (the head stage answers anything but 100-continue with 417). */
+  readonly expect: string | undefined;
+  /** Header names with "_" seen (dropped unless listen.headersWithUnderscores says otherwise). */
+  readonly underscored: number;
+  /** Method and URL override headers, held aside as [name, value, …] for the route to allow. */
+  readonly overrides: string[] | undefined;
 }
 
 /** A WebSocket tunnel, as audit records it when it closes (forward/tunnel.ts fills it in). */
@@ -43,6 +56,8 @@ export interface RouteInfo {
   readonly timeoutMs: number;
   /** The upstream origin, for explain and logs. */
   readonly upstream: string;
+  /** Override headers this route forwards (routes[].allowOverrideHeaders), lower case. */
+  readonly allowOverrideHeaders: readonly string[];
 }
 
 /** In a dry run: the credential named by reference instead of presented (explain). */

@@ -3,6 +3,7 @@
 // audit speak only to this face; transport/ adapts each protocol to it. Header lists are flat
 // [name, value, name, value, …] arrays: what Node's fast paths take and give.
 import type { Duplex, Readable } from 'node:stream';
+import type { KeygateError } from '../errors/keygate-error.js';
 import type { TLSSocket } from 'node:tls';
 
 /** A bounded label: what the request speaks. */
@@ -33,6 +34,11 @@ export interface Exchange {
   readonly hasBody?: boolean;
   /** An HTTP/1.1 Upgrade (protocol `websocket`): the connection the tunnel terminal takes over. */
   readonly upgrade?: UpgradeIo;
+  /**
+   * The request may come without Host: HTTP/1.0 (RFC 9112 §3.2 requires it from 1.1 on) and
+   * the dry run. Absent means required (HTTP/1.1, and HTTP/2's :authority).
+   */
+  readonly hostOptional?: boolean;
 
   /** Status already sent (0 before the head). */
   readonly statusCode: number;
@@ -66,6 +72,18 @@ export interface Exchange {
    * `detail` says which limit it was. HTTP/1.1 has none: Node's parser enforces those there.
    */
   onExpire?(fn: (detail: string) => void): void;
+  /**
+   * Called when the transport refuses the request after its head reached the pipeline (an
+   * HTTP/1.1 body the parser cannot read, a request timeout): the pipeline answers with `err`,
+   * so that the request is counted and audited once, as that refusal. Optional.
+   */
+  onRefused?(fn: (err: KeygateError) => void): void;
+  /**
+   * Holds the next keygate answer for `ms` (a client over its failure budget pays in time).
+   * False when the transport holds too many already: the caller cuts the exchange instead.
+   * Optional: without it the answer goes at once.
+   */
+  holdAnswer?(ms: number): boolean;
 }
 
 /** The raw connection of an HTTP/1.1 Upgrade, for the tunnel once the upstream said 101. */

@@ -8,7 +8,7 @@ import type { RequestContext } from './context.js';
 /** undefined: continue. */
 export type Verdict = KeygateError | undefined;
 
-export type StageName = 'misdirected' | 'draining' | 'target' | 'maintenance' | 'identify' | 'expiry' | 'limit' | 'authorize';
+export type StageName = 'head' | 'misdirected' | 'draining' | 'target' | 'maintenance' | 'identify' | 'expiry' | 'limit' | 'authorize';
 
 export interface Stage<In extends RequestContext, Out extends RequestContext = In> {
   readonly name: StageName;

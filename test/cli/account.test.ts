@@ -78,7 +78,7 @@ describe('account create', () => {
     expect(r.stderr).toContain('owner "bob" is not an e-mail address');
   });
 
-  it('takes an end date as a day that ends at 23:59:59 UTC, and refuses an impossible day', async () => {
+  it('takes an end date as a day that ends at 23:59:59.999 UTC, and refuses an impossible day', async () => {
     const good = await env.cli(['account', 'create', '--name', 'ending', '--end-date', '2030-01-31', '--role', 'viewer']);
     expect(good.code, good.stderr).toBe(0);
     const t = await env.token('ending');

@@ -178,7 +178,7 @@ describe('keygate cert bind | list | unbind', () => {
     const r = await env.cli(['cert', 'bind', '--account', 'svc', '--fingerprint', colons, '--end-date', '2099-12-31']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(`sha256:${cert.fingerprint}`);
-    expect((await list()).find((b) => b.id === `sha256:${cert.fingerprint}`)).toMatchObject({ endDate: '2099-12-31T23:59:59.000Z' });
+    expect((await list()).find((b) => b.id === `sha256:${cert.fingerprint}`)).toMatchObject({ endDate: '2099-12-31T23:59:59.999Z' });
   });
 
   it('binds a certificate file by its fingerprint, recording its notAfter', async () => {

@@ -107,14 +107,14 @@ describe('token create', () => {
     expect(refused.stderr).toBe(failure('a token\'s scopes must be a subset of its account\'s: account "viewer-acct" does not have items:write (it has: items:read)'));
   });
 
-  it('takes --expires as a duration or a day (ending 23:59:59 UTC), and refuses the past', async () => {
+  it('takes --expires as a duration or a day (ending 23:59:59.999 UTC), and refuses the past', async () => {
     const before = Date.now();
     const inDays = await create(['--account', 'viewer-acct', '--expires', '30d']);
     const at = Date.parse(inDays.record.expiresAt as string);
     expect(at).toBeGreaterThanOrEqual(before + 30 * 86_400_000);
     expect(at).toBeLessThan(Date.now() + 30 * 86_400_000 + 1_000);
     const onDay = await create(['--account', 'viewer-acct', '--expires', '2031-01-31']);
-    expect(onDay.record.expiresAt).toBe('2031-01-31T23:59:59.000Z');
+    expect(onDay.record.expiresAt).toBe('2031-01-31T23:59:59.999Z');
     const past = await env.cli(['token', 'create', '--account', 'viewer-acct', '--expires', '2001-01-01']);
     expect(past.code).toBe(2);
     expect(past.stderr).toContain('expiry "2001-01-01" is in the past');

@@ -42,7 +42,9 @@ describe('environment guard', () => {
     const before = env.upstream.received.length;
     const res = await call(dev.secret);
     expect(res.status).toBe(401);
-    expect(res.json()).toMatchObject({ code: 'KG_ERR_TOKEN_WRONG_ENVIRONMENT', detail: 'The API token belongs to environment "dev"; this is "prod".' });
+    expect(res.json()).toMatchObject({ code: 'KG_ERR_TOKEN_WRONG_ENVIRONMENT', detail: 'The API token belongs to environment "dev", which this keygate does not serve.' });
+    // SPEC §5: never this deployment's own environment.
+    expect(JSON.stringify(res.json())).not.toContain('prod');
     expect(res.headers['www-authenticate']).toContain('invalid_token');
     expect(env.upstream.received.length).toBe(before);
   });
@@ -50,13 +52,14 @@ describe('environment guard', () => {
   it('refuses a token minted without an environment', async () => {
     const res = await call(bare.secret);
     expect(res.status).toBe(401);
-    expect(res.json()).toMatchObject({ code: 'KG_ERR_TOKEN_WRONG_ENVIRONMENT', detail: 'The API token has no environment; this is "prod".' });
+    expect(res.json()).toMatchObject({ code: 'KG_ERR_TOKEN_WRONG_ENVIRONMENT', detail: 'The API token has no environment, and this keygate serves tokens of one.' });
+    expect(JSON.stringify(res.json())).not.toContain('prod');
   });
 
   it('decides from the prefix: a well-formed token of another environment that exists nowhere gets the same answer', async () => {
     const res = await call(mintToken('staging'));
     expect(res.status).toBe(401);
-    expect(res.json()).toMatchObject({ code: 'KG_ERR_TOKEN_WRONG_ENVIRONMENT', detail: 'The API token belongs to environment "staging"; this is "prod".' });
+    expect(res.json()).toMatchObject({ code: 'KG_ERR_TOKEN_WRONG_ENVIRONMENT', detail: 'The API token belongs to environment "staging", which this keygate does not serve.' });
     const unknown = await call(mintToken('prod'));
     expect(unknown.json().code).toBe('KG_ERR_TOKEN_UNKNOWN');
   });

@@ -21,7 +21,9 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   observe: ['vocabulary'],
   transport: ['vocabulary', 'errors'],
   // the stages: pure decisions over the context; none imports another
-  request: ['vocabulary', 'errors', 'matching', 'config'],
+  // request reads the token format (store/token-format.ts) to keep tokens out of the query
+  // string and to find one under another Authorization scheme: the format is the store's.
+  request: ['vocabulary', 'errors', 'matching', 'config', 'store'],
   identify: ['vocabulary', 'errors', 'store'],
   ratelimit: ['vocabulary', 'errors', 'store', 'config'],
   authorize: ['vocabulary', 'errors', 'matching', 'config'],

@@ -40,7 +40,7 @@ export const registerAccount: Register = (program, io, env) => {
     .requiredOption('--name <name>', 'unique name: letters, digits, spaces, - and _')
     .option('--description <text>', 'what the account is for')
     .option('--owner <email>', 'who answers for it (e-mail address)')
-    .option('--end-date <YYYY-MM-DD>', 'last day it works (it ends at 23:59:59 UTC that day)')
+    .option('--end-date <YYYY-MM-DD>', 'last day it works (it ends at 23:59:59.999 UTC that day)')
     .option('--role <role...>', 'roles (repeat or comma-separate)', collect)
     .option('--scope <scope...>', 'scopes (repeat or comma-separate)', collect)
     .option('--policy <name>', 'rate-limit policy')

@@ -34,7 +34,7 @@ export const registerToken: Register = (program, io, env) => {
     .requiredOption('--account <name>', 'the service account it proves')
     .option('--label <text>', 'what or where it is used')
     .option('--scope <scope...>', "own scopes, a subset of the account's (repeat or comma-separate); default: the account's", collect)
-    .option('--expires <when>', 'a duration (30d, 12h) or a date (2027-01-31, ends 23:59:59 UTC); default: never')
+    .option('--expires <when>', 'a duration (30d, 12h) or a date (2027-01-31, ends 23:59:59.999 UTC); default: never')
     .option('--policy <name>', 'rate-limit policy; default: the account\'s, else "default"')
     .action(async (opts: ChangeOpts & { account: string; label?: string; scope?: string[]; expires?: string; policy?: string; format?: string; json?: boolean }) => {
       const format = formatOf(opts);

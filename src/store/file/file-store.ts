@@ -13,7 +13,15 @@ import { storeSchema } from '../schema.js';
 import { diffStoreData } from '../diff.js';
 import { emptyStore, type CredentialStore, type DataProblem, type StoreData, type StoreFeed, type StoreFollower, type UsageMap } from '../types.js';
 
-const HEADER = ' keygate credential store. Managed by `keygate account|token|cert` and the admin API.\n Holds no secret: tokens are stored as SHA-256 hashes only.';
+/**
+ * The last line keygate writes. A file that announces it in its header (every file keygate
+ * wrote since v0.2) and does not end with it was cut short — a full disk, a copy that died, an
+ * editor that crashed while saving — and is refused, so that half a file never costs every
+ * token after the cut. Hand-written files without the header need no end line.
+ */
+export const END_LINE = '# end of keygate credential store';
+const ANNOUNCE = 'keygate ends this file with the line';
+const HEADER = ` keygate credential store. Managed by \`keygate account|token|cert\` and the admin API.\n Holds no secret: tokens are stored as SHA-256 hashes only.\n ${ANNOUNCE} "${END_LINE}";\n a file that starts with this header and lacks that line is taken as cut short and refused.`;
 
 export interface StoreSource {
   data?: StoreData;
@@ -21,6 +29,15 @@ export interface StoreSource {
   problems: Problem[];
   /** The file could not be read at all (not a problem of its content). */
   unreadable?: NodeJS.ErrnoException & { code: string };
+  /** The file did not exist, or held nothing but white space (read as an empty store). */
+  absent?: 'missing' | 'empty';
+}
+
+/** True when a file keygate wrote lost its end: the header announces the end line, the end lacks it. */
+export function isCutShort(text: string): boolean {
+  const head = text.slice(0, 1024);
+  const announced = head.startsWith('# keygate credential store') && head.includes(ANNOUNCE);
+  return announced && !text.trimEnd().endsWith(END_LINE);
 }
 
 export function usageFileFor(file: string): string {
@@ -45,10 +62,14 @@ export class FileStore implements CredentialStore {
     try {
       text = await readFile(this.file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { data: emptyStore(), problems: [] };
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { data: emptyStore(), problems: [], absent: 'missing' };
       return { problems: [{ file: this.file, line: 1, col: 1, message: `cannot read: ${(err as Error).message}` }], ...(isFsError(err) ? { unreadable: err } : {}) };
     }
-    if (text.trim() === '') return { data: emptyStore(), problems: [] };
+    if (text.trim() === '') return { data: emptyStore(), problems: [], absent: 'empty' };
+    if (isCutShort(text)) {
+      const line = text.trimEnd().split('\n').length;
+      return { problems: [{ file: this.file, line, col: 1, message: `the file ends here without its last line "${END_LINE}": it was cut short (a full disk, a copy or save that died); nothing was changed. Restore it from a backup, or add that line if you edited it by hand` }] };
+    }
     const source = parseYamlText(this.file, text);
     const { value, problems } = validateSource(source, storeSchema);
     return value && problems.length === 0 ? { data: value, source, problems } : { source, problems };
@@ -116,6 +137,10 @@ export class FileStore implements CredentialStore {
         if (stopped) return;
         const data = src.data;
         if (!data) return feed.onRejected?.(src.problems);
+        // Once the file had content, its disappearance is an accident, never "no credentials":
+        // emptying the store on purpose goes through the CLI or the admin API, which write a
+        // complete (empty) document.
+        if (src.absent && last && !isEmptyStore(last)) return feed.onRejected?.([{ file: this.file, line: 1, col: 1, message: `the credential file is ${src.absent === 'missing' ? 'gone' : 'empty'}; keeping the last version. Restore it; to remove every credential, delete them with keygate account delete or import an empty store (keygate store import)` }]);
         this.lastRead = src;
         revision++;
         if (!last) feed.onSnapshot(data, revision);
@@ -161,5 +186,9 @@ export class FileStore implements CredentialStore {
 export function serializeStore(data: StoreData): string {
   const doc = new Document(data);
   doc.commentBefore = HEADER;
-  return doc.toString({ lineWidth: 0 });
+  return `${doc.toString({ lineWidth: 0 })}${END_LINE}\n`;
+}
+
+function isEmptyStore(d: StoreData): boolean {
+  return d.accounts.length === 0 && d.tokens.length === 0 && d.certificates.length === 0;
 }

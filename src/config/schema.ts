@@ -2,6 +2,8 @@
 // errors (z.strictObject everywhere); durations and rates are turned into numbers here, once.
 // Every field states its default. Paths stay as written; load.ts resolves them against the
 // config file's folder.
+// One module because it is the one reference of keygate.yaml: read top to bottom, it is the
+// file's shape with every default (docs/configuration.md has a row per key, checked by a test).
 import { z } from 'zod';
 import { BUILTIN_SCOPES } from './builtin-scopes.js';
 import { parseDuration, parseRate, type Rate } from './units.js';

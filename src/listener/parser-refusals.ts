@@ -45,6 +45,12 @@ export function refusalFor(err: { code?: string }): KeygateError | undefined {
   return code === 'HPE_HEADER_OVERFLOW' ? TOO_LARGE : MALFORMED;
 }
 
+/** The method of the head the parser refused, as far as it got (HEAD needs an answer without a body). */
+function methodOf(err: { rawPacket?: Buffer }): string {
+  const m = /^([A-Z]{1,16}) /.exec(err.rawPacket?.subarray(0, 17).toString('latin1') ?? '');
+  return m ? m[1]! : '';
+}
+
 /** Longest host kept from a head that never became a request (audit lines are bounded anyway). */
 const MAX_HOST = 255;
 
@@ -103,13 +109,13 @@ export function createParserRefusalHandler(deps: { metrics: KeygateMetrics; audi
       }
       // The bytes after a complete request are what broke: answer them after that request's
       // own answer, never in the middle of it.
-      inFlight.once('finish', () => (socket.writable ? answerRaw(socket, e, '', '') : socket.destroy()));
+      inFlight.once('finish', () => (socket.writable ? answerRaw(socket, e, methodOf(err), '') : socket.destroy()));
       inFlight.once('close', () => {
         if (!inFlight.writableFinished) socket.destroy();
       });
       return;
     }
-    answerRaw(socket, e, '', '');
+    answerRaw(socket, e, methodOf(err), '');
   };
 
   // keygate forwards requests; it does not open tunnels. Node hands CONNECT to no request

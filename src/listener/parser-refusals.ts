@@ -46,7 +46,7 @@ export function refusalFor(err: { code?: string }): KeygateError | undefined {
 }
 
 /** The method of the head the parser refused, as far as it got (HEAD needs an answer without a body). */
-function methodOf(err: { rawPacket?: Buffer }): string {
+function methodOf(err: Error & { rawPacket?: Buffer }): string {
   const m = /^([A-Z]{1,16}) /.exec(err.rawPacket?.subarray(0, 17).toString('latin1') ?? '');
   return m ? m[1]! : '';
 }

@@ -42,6 +42,8 @@ interface SessionState {
   /** Streams that closed, and of those, the premature resets (Envoy's counters). */
   closed: number;
   premature: number;
+  /** The highest client stream id handed to keygate so far (0: none yet). */
+  lastSeenId: number;
 }
 
 /** HPACK's size of a header list (RFC 9113 §6.5.2): name + value + 32 per field. */
@@ -69,7 +71,7 @@ export function createHttp2Front(config: KeygateConfig, handler: ExchangeHandler
   const sessions = new Map<Http2Session, SessionState>();
 
   server.on('session', (session: ServerHttp2Session) => {
-    const st: SessionState = { open: 0, idleSince: performance.now(), closed: 0, premature: 0 };
+    const st: SessionState = { open: 0, idleSince: performance.now(), closed: 0, premature: 0, lastSeenId: 0 };
     sessions.set(session, st);
     // Protocol errors, resets, floods: Node closes the session; nothing to add but not crashing.
     session.on('error', () => undefined);
@@ -86,6 +88,8 @@ export function createHttp2Front(config: KeygateConfig, handler: ExchangeHandler
     const raw = rawHeaders ?? Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.flatMap((one) => [k, one]) : [k, String(v)]));
     const x = new Http2Exchange(stream, headers, flags, raw, limits);
     if (st) {
+      countUnseen(session, st, (stream.id ?? 0) - 2);
+      st.lastSeenId = Math.max(st.lastSeenId, stream.id ?? 0);
       st.open++;
       stream.once('close', () => streamClosed(session, st, x));
     }
@@ -102,11 +106,30 @@ export function createHttp2Front(config: KeygateConfig, handler: ExchangeHandler
     st.open--;
     if (st.open === 0) st.idleSince = performance.now();
     // Envoy's rule: a stream keygate cut itself does not count; one that ended without an
-    // answer within the minimum lifetime is premature. Past the total, more than half
-    // premature closes the connection; before it, as soon as half the total is premature.
+    // answer within the minimum lifetime is premature.
     if (x.cut) return;
     st.closed++;
     if (!x.headersSent && performance.now() - x.openedAt < h.prematureResetMinLifetime) st.premature++;
+    judge(session, st);
+  }
+
+  /**
+   * Streams nghttp2 took but Node never handed over: the client reset them in the same read as
+   * their HEADERS (how often depends on TLS record boundaries and the Node version). They
+   * cost keygate nothing, but they are the attack, so they count as premature. Node hands
+   * streams over in id order, and client ids are odd, so the gap below `upTo` is exact.
+   */
+  function countUnseen(session: Http2Session, st: SessionState, upTo: number): void {
+    if (upTo <= st.lastSeenId) return;
+    const unseen = Math.floor((upTo - st.lastSeenId) / 2) + ((upTo - st.lastSeenId) % 2);
+    st.lastSeenId = upTo;
+    st.closed += unseen;
+    st.premature += unseen;
+    judge(session, st);
+  }
+
+  /** Past the total, more than half premature closes the connection; before it, as soon as half the total is premature. */
+  function judge(session: Http2Session, st: SessionState): void {
     const tooMany = st.closed < h.prematureResetTotalStreams ? st.premature * 2 >= h.prematureResetTotalStreams : st.premature * 2 >= st.closed;
     if (tooMany && !session.destroyed && !session.closed) {
       // GOAWAY first and a moment for it to leave (destroy() right away would drop it), then
@@ -120,6 +143,8 @@ export function createHttp2Front(config: KeygateConfig, handler: ExchangeHandler
   const sweep = setInterval(() => {
     const now = performance.now();
     for (const [session, st] of sessions) {
+      // Between reads every stream nghttp2 took has been handed over or was never going to be.
+      if (!session.destroyed) countUnseen(session, st, session.state.lastProcStreamID ?? 0);
       if (st.open === 0 && !session.closed && now - st.idleSince >= h.idleTimeout) session.close();
     }
   }, SWEEP_MS);

@@ -134,7 +134,10 @@ export class Http1Exchange implements Exchange {
     this.res.end();
   }
   destroy(): void {
+    // The connection is what a cut ends on HTTP/1.1. A response queued behind pipelined ones
+    // has no socket yet, and on Node 24 its destroy() waits for one that never comes.
     this.res.destroy();
+    this.req.socket.destroy();
   }
   onRefused(fn: (err: KeygateError) => void): void {
     this.refused = fn;

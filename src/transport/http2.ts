@@ -155,8 +155,11 @@ export class Http2Exchange implements Exchange {
     this.stream.end();
   }
   destroy(): void {
+    // A stream the client already reset is not keygate's cut: it must still count as a
+    // premature reset (http2-front.ts), whichever side of an await the RST_STREAM arrived on.
+    if (this.stream.destroyed || this.stream.closed) return;
     this.cut = true;
-    if (!this.stream.destroyed) this.stream.destroy(new Error('cut by keygate'));
+    this.stream.destroy(new Error('cut by keygate'));
   }
   onClose(fn: () => void): void {
     this.stream.once('close', fn);

@@ -161,7 +161,7 @@ export async function startKeygate(opts: StartOptions): Promise<KeygateInstance>
     audit.event({ event: 'config.reloaded', actor: 'keygate', target: source, trigger });
   };
 
-  const expiryMetrics = new CredentialExpiry(metrics);
+  const expiryMetrics = new CredentialExpiry(metrics, now);
   const opening = Inventory.open(store, () => compiled, {
     applied: (what, index, touched) => {
       metrics.storeReloads.labels('success').inc();

@@ -31,6 +31,8 @@ export class KeygateMetrics {
   readonly openTunnels: Gauge;
   /** Where keygate_open_tunnels reads its value (the tunnel registry). */
   tunnelsSource: () => number = () => 0;
+  /** Called before keygate_credential_expiry_timestamp_seconds is read (observe/inventory-metrics.ts). */
+  expirySource: () => void = () => undefined;
   readonly ready: Gauge;
   private readonly requestChildren = new Map<string, ReturnType<Counter<'account' | 'auth' | 'outcome' | 'protocol'>['labels']>>();
   private readonly durationChildren = new Map<string, ReturnType<Histogram<'outcome' | 'protocol'>['labels']>>();
@@ -49,7 +51,18 @@ export class KeygateMetrics {
     this.authFailures = new Counter({ name: 'keygate_auth_failures_total', help: 'Failed authentications, by reason.', labelNames: ['reason'], registers });
     this.rateLimited = new Counter({ name: 'keygate_rate_limited_total', help: 'Requests refused by a rate limit, by account ("" for per-IP limits on failed authentication).', labelNames: ['account'], registers });
     this.upstreamErrors = new Counter({ name: 'keygate_upstream_errors_total', help: 'Upstream failures, by reason.', labelNames: ['reason'], registers });
-    this.credentialExpiry = new Gauge({ name: 'keygate_credential_expiry_timestamp_seconds', help: 'When each credential (or account end date, credential="account") stops working, Unix seconds.', labelNames: ['account', 'credential'], registers, aggregator: 'min' });
+    // Brought up to date at scrape time: a credential enters its warning window as time passes.
+    const expiryNow = () => this.expirySource();
+    this.credentialExpiry = new Gauge({
+      name: 'keygate_credential_expiry_timestamp_seconds',
+      help: 'When credentials stop working, Unix seconds: each credential within credentials.warnBefore of its end; per account its end date (credential="account") and the soonest end of anything in it (credential="soonest").',
+      labelNames: ['account', 'credential'],
+      registers,
+      aggregator: 'min',
+      collect() {
+        expiryNow();
+      },
+    });
     this.configReloads = new Counter({ name: 'keygate_config_reloads_total', help: 'Reloads of keygate.yaml and of the credential file, by result (success, rejected).', labelNames: ['result'], registers });
     this.storeReloads = new Counter({ name: 'keygate_store_reloads_total', help: 'Credential file reloads alone, by result (success, rejected); also counted in keygate_config_reloads_total.', labelNames: ['result'], registers });
     this.tlsReloads = new Counter({ name: 'keygate_tls_reloads_total', help: 'Certificate, key, CA and CRL reloads, by result (success, rejected).', labelNames: ['result'], registers });

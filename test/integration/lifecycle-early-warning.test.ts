@@ -1,7 +1,8 @@
 // Early warning: a credential within credentials.warnBefore of its end (own expiry or its
 // account's end date) gets `keygate-credential-expires: <RFC 3339>` on its responses, the audit
-// log records a warning at most once a (UTC) day per credential, and every credential and
-// account end date is exported as keygate_credential_expiry_timestamp_seconds.
+// log records a warning at most once a (UTC) day per credential, and
+// keygate_credential_expiry_timestamp_seconds exports the credentials inside that window and
+// each account's end date and soonest end, following the clock.
 //
 // Why in-process: "once a day" is only tested by letting a day pass, and the built binary
 // cannot take an injected clock. The proxy runs in-process with a clock the test moves a day
@@ -85,19 +86,41 @@ describe('early warning', () => {
     offset = 0;
   });
 
-  it('exports the end of every credential and of every account end date', async () => {
-    const text = await metrics();
+  it('exports the credentials inside their warning window, and per account its end date and soonest end', async () => {
+    let text = await metrics();
     expect(expiryMetric(text, 'warned', near.id)).toBeCloseTo(Date.parse(near.expiresAt) / 1000, 2);
-    expect(expiryMetric(text, 'warned', far.id)).toBeCloseTo(Date.parse(far.expiresAt) / 1000, 2);
+    // 10 days out, outside warnBefore (3d): no series of its own, only inside its account's soonest.
+    expect(expiryMetric(text, 'warned', far.id)).toBeUndefined();
+    expect(expiryMetric(text, 'warned', 'soonest')).toBeCloseTo(Date.parse(near.expiresAt) / 1000, 2);
     const endOfDay = Date.parse(`${endDay}T23:59:59.999Z`) / 1000;
     expect(expiryMetric(text, 'ending', 'account')).toBeCloseTo(endOfDay, 2);
+    expect(expiryMetric(text, 'ending', 'soonest')).toBeCloseTo(endOfDay, 2);
     expect(expiryMetric(text, 'ending', ending.id)).toBeCloseTo(endOfDay, 2);
+
+    // Time passes, nothing in the store changes: 8 days on, the far token is inside its window
+    // and the near one has ended; the account that ended keeps only its end date.
+    offset = 8 * DAY;
+    try {
+      text = await metrics();
+      expect(expiryMetric(text, 'warned', far.id)).toBeCloseTo(Date.parse(far.expiresAt) / 1000, 2);
+      expect(expiryMetric(text, 'warned', near.id)).toBeUndefined();
+      expect(expiryMetric(text, 'warned', 'soonest')).toBeCloseTo(Date.parse(far.expiresAt) / 1000, 2);
+      expect(expiryMetric(text, 'ending', ending.id)).toBeUndefined();
+      expect(expiryMetric(text, 'ending', 'soonest')).toBeUndefined();
+      expect(expiryMetric(text, 'ending', 'account')).toBeCloseTo(endOfDay, 2);
+    } finally {
+      offset = 0;
+    }
+    text = await metrics();
+    expect(expiryMetric(text, 'warned', far.id)).toBeUndefined();
+    expect(expiryMetric(text, 'warned', near.id)).toBeDefined();
   });
 
   it('updates the metric within 1 s of a change: a revoked token is no longer exported', async () => {
-    expect((await env.cli(['token', 'revoke', far.id])).code).toBe(0);
-    await eventually(async () => expiryMetric(await metrics(), 'warned', far.id) === undefined, 1_000);
-    expect(expiryMetric(await metrics(), 'warned', near.id)).toBeDefined();
+    expect((await env.cli(['token', 'revoke', near.id])).code).toBe(0);
+    await eventually(async () => expiryMetric(await metrics(), 'warned', near.id) === undefined, 1_000);
+    // The account's soonest end moves on to what is left in it.
+    expect(expiryMetric(await metrics(), 'warned', 'soonest')).toBeCloseTo(Date.parse(far.expiresAt) / 1000, 2);
   });
 
   it('warnBefore is configurable; its default is 14 days', async () => {

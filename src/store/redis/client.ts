@@ -4,12 +4,23 @@
 // Redis never holds a request), reconnection with backoff and automatic re-subscription, and
 // TLS through Node's own tls options.
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../../config/schema.js';
 import { KeygateFault } from '../../errors/fault.js';
 
 export type { Redis };
+
+/**
+ * ioredis is loaded on the first connection: a CLI command or a proxy on the file store never
+ * pays for its ~20 modules (a CLI command is a process start-up each time). It is CommonJS,
+ * so a synchronous require keeps connect() synchronous.
+ */
+let ioredis: typeof import('ioredis').Redis | undefined;
+function loadIoredis(): typeof import('ioredis').Redis {
+  return (ioredis ??= (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis);
+}
 
 /** What a connection is for: each has its own socket, so one never waits behind another. */
 export type ConnectionRole = 'store' | 'subscriber' | 'limiter';
@@ -91,7 +102,7 @@ export function connect(config: RedisConfig, role: ConnectionRole, name: string)
     retryStrategy: retryDelay,
     lazyConnect: false,
   };
-  const client = new Redis(options);
+  const client = new (loadIoredis())(options);
   // Errors are reported through the callers' health tracking; an unhandled 'error' event would crash.
   client.on('error', () => undefined);
   return client;

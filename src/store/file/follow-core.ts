@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Problem, ValuePath } from '../../config/source.js';
 import type { StoreChange, StoreData } from '../types.js';
-import { keyOf, LISTS, parseStoreFile, recordLine, type KnownLines, type LineEntry, type ListName, type Positioner } from './layout.js';
+import { keyOf, LISTS, parseStoreFile, recordLine, type KnownLine, type LineEntry, type ListName, type Positioner } from './layout.js';
 
 export type FollowOutcome = { kind: 'snapshot'; data: StoreData } | { kind: 'changes'; changes: StoreChange[] } | { kind: 'rejected'; problems: Problem[] };
 
@@ -23,8 +23,16 @@ const KIND = { accounts: 'account', tokens: 'token', certificates: 'certificate'
 const DUPLICATE = { accounts: 'account name', tokens: 'credential id', certificates: 'credential id' } as const;
 
 export class FollowCore {
-  /** The record lines of the last version delivered (records dropped), and where its values are. */
+  /** The record lines of the last version delivered, in file order, and where its values are. */
   private last: { entries: Record<ListName, LineEntry[]>; at: Positioner } | undefined;
+  /**
+   * The lines of the last version delivered, by text and by key. Kept from read to read and
+   * changed only where the file changed: a read costs one lookup per line, and work in
+   * proportion to the lines that differ.
+   */
+  private byBody: Record<ListName, Map<string, KnownLine>> = { accounts: new Map(), tokens: new Map(), certificates: new Map() };
+  private byKey: Record<ListName, Map<string, KnownLine>> = { accounts: new Map(), tokens: new Map(), certificates: new Map() };
+  private epoch = 0;
   private delivered = false;
   /** Record lines parsed by the last read (every line for a file the YAML parser read whole). */
   lastParsed = 0;
@@ -39,25 +47,90 @@ export class FollowCore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.absent('gone');
       return { kind: 'rejected', problems: [{ file: this.file, line: 1, col: 1, message: `cannot read: ${(err as Error).message}` }] };
     }
-    const parsed = parseStoreFile(this.file, bytes, this.known());
+    let epoch = ++this.epoch;
+    const parsed = parseStoreFile(this.file, bytes, this.delivered ? { lines: this.byBody, epoch } : undefined);
     if (parsed.empty) return this.absent('empty');
     if (parsed.problems.length) return { kind: 'rejected', problems: parsed.problems };
-    const entries = parsed.entries ?? linesOf(parsed.data!);
-    this.lastParsed = parsed.parsed ?? LISTS.reduce((n, l) => n + entries[l].length, 0);
-    // A version with two records of one key cannot be told as changes: refused, where the second is.
-    for (const list of LISTS) {
-      const seen = new Set<string>();
-      for (const [i, e] of entries[list].entries()) {
-        if (seen.has(e.key)) return { kind: 'rejected', problems: [parsed.at.problemAt([list, i, list === 'accounts' ? 'name' : 'id'], `duplicate ${DUPLICATE[list]} "${e.key}"`)] };
-        seen.add(e.key);
+    let entries = parsed.entries;
+    if (!entries) {
+      // Read by the YAML parser whole: its records as keygate would write them, compared by text.
+      entries = linesOf(parsed.data!);
+      epoch = ++this.epoch; // the line reader may have stamped lines before it gave up
+      for (const list of LISTS) {
+        for (const e of entries[list]) {
+          const hit = this.byBody[list].get(e.body);
+          if (!hit) continue;
+          if (hit.seen === epoch) return this.duplicate(parsed.at, list, entries[list].indexOf(e), e.key);
+          hit.seen = epoch;
+          delete e.record;
+        }
       }
     }
-    const before = this.last?.entries;
-    const outcome: FollowOutcome = before && this.delivered ? { kind: 'changes', changes: changesBetween(before, entries) } : { kind: 'snapshot', data: parsed.data! };
+    this.lastParsed = parsed.parsed ?? LISTS.reduce((n, l) => n + entries[l].length, 0);
+    const [repeat] = parsed.repeats ?? [];
+    if (repeat) return this.duplicate(parsed.at, repeat[0], repeat[1], entries[repeat[0]][repeat[1]]!.key);
+    // The lines that differ: a key twice among them, or one whose old line is still there, is a duplicate.
+    const changed: Record<ListName, LineEntry[]> = { accounts: [], tokens: [], certificates: [] };
+    for (const list of LISTS) {
+      const keys = new Set<string>();
+      const all = entries[list];
+      for (let i = 0; i < all.length; i++) {
+        const e = all[i]!;
+        if (e.record === undefined) continue;
+        if (keys.has(e.key) || this.byKey[list].get(e.key)?.seen === epoch) return this.duplicate(parsed.at, list, i, e.key);
+        keys.add(e.key);
+        changed[list].push(e);
+      }
+    }
+    const first = !this.delivered;
+    const outcome: FollowOutcome = first ? { kind: 'snapshot', data: parsed.data! } : { kind: 'changes', changes: this.apply(changed, epoch) };
+    if (first) for (const list of LISTS) for (const e of changed[list]) this.remember(list, e, epoch, false);
     for (const list of LISTS) for (const e of entries[list]) delete e.record;
     this.last = { entries, at: parsed.at };
     this.delivered = true;
     return outcome;
+  }
+
+  /**
+   * The changes from the last version delivered, and the known lines brought up to date. Puts
+   * for the lines that differ; deletes for the keys whose line was not seen again and that no
+   * changed line holds. Accounts come first among puts and last among deletes (as
+   * store/diff.ts orders them), so that no credential ever names an account that does not exist.
+   */
+  private apply(changed: Record<ListName, LineEntry[]>, epoch: number): StoreChange[] {
+    const puts: StoreChange[] = [];
+    const deletes: StoreChange[] = [];
+    for (const list of LISTS) {
+      const putKeys = new Set(changed[list].map((e) => e.key));
+      for (const line of this.byKey[list].values()) {
+        if (line.seen === epoch) continue;
+        this.byBody[list].delete(line.body);
+        this.byKey[list].delete(line.key);
+        if (!putKeys.has(line.key)) deletes.push({ op: 'delete', kind: KIND[list], key: line.key });
+      }
+      for (const e of changed[list]) {
+        puts.push({ op: 'put', kind: KIND[list], record: e.record } as StoreChange);
+        this.remember(list, e, epoch, true);
+      }
+    }
+    const accountsLast = (c: StoreChange) => (c.kind === 'account' ? 1 : 0);
+    return [...puts, ...deletes.sort((a, b) => accountsLast(a) - accountsLast(b))];
+  }
+
+  /**
+   * `copy`: a line of a later version is copied out of the file's text, which would otherwise
+   * stay in memory whole for its sake.
+   */
+  private remember(list: ListName, e: LineEntry, epoch: number, copy: boolean): void {
+    const body = copy ? Buffer.from(e.body, 'utf8').toString('utf8') : e.body;
+    const line: KnownLine = { key: e.key, body, seen: epoch };
+    e.body = body;
+    this.byBody[list].set(body, line);
+    this.byKey[list].set(e.key, line);
+  }
+
+  private duplicate(at: Positioner, list: ListName, index: number, key: string): FollowOutcome {
+    return { kind: 'rejected', problems: [at.problemAt([list, index, list === 'accounts' ? 'name' : 'id'], `duplicate ${DUPLICATE[list]} "${key}"`)] };
   }
 
   /** Positions problems in the last version delivered. */
@@ -71,21 +144,13 @@ export class FollowCore {
     });
   }
 
-  private known(): KnownLines | undefined {
-    const entries = this.last?.entries;
-    if (!entries) return undefined;
-    const map = (l: ListName) => new Map(entries[l].map((e) => [e.body, e.key]));
-    return { accounts: map('accounts'), tokens: map('tokens'), certificates: map('certificates') };
-  }
-
   /**
    * Once the file had content, its disappearance is an accident, never "no credentials":
    * emptying the store on purpose goes through the CLI or the admin API, which write a
    * complete (empty) document.
    */
   private absent(why: 'gone' | 'empty'): FollowOutcome {
-    const before = this.last?.entries;
-    if (before && LISTS.some((l) => before[l].length > 0)) {
+    if (LISTS.some((l) => this.byKey[l].size > 0)) {
       return { kind: 'rejected', problems: [{ file: this.file, line: 1, col: 1, message: `the credential file is ${why}; keeping the last version. Restore it; to remove every credential, delete them with keygate account delete or import an empty store (keygate store import)` }] };
     }
     const first = !this.delivered;
@@ -99,25 +164,4 @@ export class FollowCore {
 function linesOf(data: StoreData): Record<ListName, LineEntry[]> {
   const of = (list: ListName): LineEntry[] => (data[list] as object[]).map((record) => ({ key: keyOf(list, record), line: 0, body: recordLine(list, record), record, canonical: true, col: 1 }));
   return { accounts: of('accounts'), tokens: of('tokens'), certificates: of('certificates') };
-}
-
-/**
- * Puts for the lines the last version did not have, deletes for the keys it had that are gone.
- * Accounts come first among puts and last among deletes (as store/diff.ts orders them), so
- * that no credential ever names an account that does not exist.
- */
-function changesBetween(before: Record<ListName, LineEntry[]>, after: Record<ListName, LineEntry[]>): StoreChange[] {
-  const puts: StoreChange[] = [];
-  const deletes: StoreChange[] = [];
-  for (const list of LISTS) {
-    const old = new Map(before[list].map((e) => [e.key, e.body]));
-    const keys = new Set<string>();
-    for (const e of after[list]) {
-      keys.add(e.key);
-      if (old.get(e.key) !== e.body) puts.push({ op: 'put', kind: KIND[list], record: e.record } as StoreChange);
-    }
-    for (const key of old.keys()) if (!keys.has(key)) deletes.push({ op: 'delete', kind: KIND[list], key });
-  }
-  const accountsLast = (c: StoreChange) => (c.kind === 'account' ? 1 : 0);
-  return [...puts, ...deletes.sort((a, b) => accountsLast(a) - accountsLast(b))];
 }

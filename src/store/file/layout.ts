@@ -115,10 +115,22 @@ export interface ParsedFile {
   empty?: boolean;
   /** How many record lines were parsed (the others were `known`). */
   parsed?: number;
+  /** Known lines found more than once: [list, index in entries]. */
+  repeats?: Array<[ListName, number]>;
 }
 
-/** Line texts of a previous version, by list: text → key. Lines found here are not parsed again. */
-export type KnownLines = Record<ListName, ReadonlyMap<string, string>>;
+/** A line of a previous version; `seen` is stamped with the `epoch` of each read that finds it again. */
+export interface KnownLine {
+  key: string;
+  body: string;
+  seen: number;
+}
+
+/** Line texts of a previous version, by list: text → line. Lines found here are not parsed again. */
+export interface KnownLines {
+  lines: Record<ListName, ReadonlyMap<string, KnownLine>>;
+  epoch: number;
+}
 
 /** Reads the bytes of a credential file: keygate's layout line by line, anything else as YAML. */
 export function parseStoreFile(file: string, bytes: Buffer, known?: KnownLines): ParsedFile {
@@ -156,6 +168,7 @@ function readLines(file: string, text: string, trusted: boolean, known: KnownLin
   const entries: Record<ListName, LineEntry[]> = { accounts: [], tokens: [], certificates: [] };
   const headers = new Map<ListName, number>();
   const problems: Problem[] = [];
+  const repeats: Array<[ListName, number]> = [];
   let versionLine = 0;
   let list: ListName | undefined;
   let open = false;
@@ -164,19 +177,23 @@ function readLines(file: string, text: string, trusted: boolean, known: KnownLin
   for (let i = 0; i < lines.length; i++) {
     let line = lines[i]!;
     if (line.endsWith('\r')) line = line.slice(0, -1);
-    const t = line.trimStart();
-    if (t === '' || t.startsWith('#')) continue;
-    if (t.startsWith('- {')) {
+    let ind = 0;
+    while (line.charCodeAt(ind) === 0x20) ind++;
+    if (ind === line.length || line.charCodeAt(ind) === 0x23 /* # */) continue;
+    if (line.startsWith('- {', ind)) {
       if (!list || !open) return undefined;
-      const ind = line.length - t.length;
       if (indent < 0) indent = ind;
       else if (ind !== indent) return undefined;
-      const body = t.slice(2).trimEnd();
+      let body = line.slice(ind + 2);
+      if (!body.endsWith('}')) body = body.trimEnd();
       if (!body.endsWith('}')) return undefined;
-      const key = known?.[list].get(body);
-      if (key !== undefined) {
+      const hit = known?.lines[list].get(body);
+      if (hit !== undefined) {
         complete = false;
-        entries[list].push({ key, line: i + 1, body, canonical: true, col: ind + 3 });
+        // The same line twice is two records of one key: the follower refuses that version.
+        if (hit.seen === known!.epoch) repeats.push([list, entries[list].length]);
+        hit.seen = known!.epoch;
+        entries[list].push({ key: hit.key, line: i + 1, body: hit.body, canonical: true, col: ind + 3 });
         continue;
       }
       const read = readRecord(file, list, body, trusted, [list, entries[list].length]);
@@ -189,7 +206,7 @@ function readLines(file: string, text: string, trusted: boolean, known: KnownLin
       entries[list].push({ key: keyOf(list, read.record), line: i + 1, body, record: read.record, canonical: read.canonical, col: ind + 3 });
       continue;
     }
-    if (line !== t) return undefined;
+    if (ind > 0 || line.trimStart() !== line) return undefined;
     if (line === 'version: 1') {
       if (versionLine) return undefined;
       versionLine = i + 1;
@@ -217,7 +234,7 @@ function readLines(file: string, text: string, trusted: boolean, known: KnownLin
     },
   };
   const parsed = LISTS.reduce((n, l) => n + entries[l].filter((e) => e.record !== undefined).length, 0) + problems.length;
-  if (problems.length || !complete) return { problems, at, entries, parsed };
+  if (problems.length || !complete) return { problems, at, entries, parsed, repeats };
   const records = (l: ListName) => entries[l].map((e) => e.record!);
   const data = { version: 1, accounts: records('accounts'), tokens: records('tokens'), certificates: records('certificates') } as StoreData;
   return { data, problems, at, entries, parsed };

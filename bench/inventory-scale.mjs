@@ -49,20 +49,20 @@ process.on('exit', () => {
 const at = new Date().toISOString();
 const day = 86_400_000;
 const known = []; // secrets of a few tokens, to send requests with
-function inventory(accounts, tokens, certs) {
+function inventory(accounts, tokens, certs, secrets = 0) {
   const data = { version: 1, accounts: [], tokens: [], certificates: [] };
   data.accounts.push({ name: 'ops-admin', description: 'bench admin', owner: 'ops@example.com', endDate: null, roles: [], scopes: ['keygate:admin'], policy: null, disabled: false, createdAt: at, updatedAt: at });
   for (let i = 0; i < accounts - 1; i++) data.accounts.push({ name: `svc-${i}`, description: `service ${i}`, owner: `team-${i % 97}@example.com`, endDate: i % 10 === 0 ? '2031-12-31' : null, roles: ['reader'], scopes: [], policy: null, disabled: i % 50 === 49, createdAt: at, updatedAt: at });
   for (let i = 0; i < tokens; i++) {
     const account = i === 0 ? 'ops-admin' : `svc-${i % (accounts - 1)}`;
     let hash;
-    if (i < 4) {
+    if (i < secrets) {
       const secret = mintToken(null);
       known.push({ secret, id: null });
       hash = hashToken(secret);
     } else hash = createHash('sha256').update(`bench-${i}`).digest('hex');
     const id = `tok_${i.toString(36).padStart(14, '0')}`;
-    if (i < 4) known[i].id = id;
+    if (i < secrets) known[i].id = id;
     data.tokens.push({ id, account, label: `deploy ${i}`, hash, environment: null, scopes: null, policy: null, status: i % 20 === 19 ? 'revoked' : 'active', createdAt: at, expiresAt: i % 3 ? new Date(Date.now() + (30 + (i % 300)) * day).toISOString() : null, revokedAt: i % 20 === 19 ? at : null, revokeReason: null, rotatedFrom: null, rotatedTo: null });
   }
   for (let i = 0; i < certs; i++) {
@@ -90,7 +90,7 @@ audit: { output: ${join(work, 'audit.log')} }
 `,
 );
 let t = performance.now();
-const full = inventory(ACCOUNTS, TOKENS, CERTS);
+const full = inventory(ACCOUNTS, TOKENS, CERTS, 5);
 writeFileSync(storeFile, serializeStore(full), { mode: 0o600 });
 const total = full.accounts.length + full.tokens.length + full.certificates.length;
 const size = statSync(storeFile).size;
@@ -117,6 +117,11 @@ const adminPort = Number(addr.admin.split(':').pop());
 row('proxy start-up (to listening)', ms(startMs));
 await new Promise((r) => setTimeout(r, 3000));
 row('proxy RSS after start-up', mb(rss(proxy.pid)));
+if (process.env.ONLY_START) {
+  proxy.kill('SIGTERM');
+  console.log(rows);
+  process.exit(0);
+}
 
 const ca = readFileSync(pki.caCert);
 const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca });
@@ -171,8 +176,8 @@ async function duringChange(change, victim, steady, limitMs = 30_000) {
   return { enforcedMs, changeMs, stall, max: latencies.at(-1), p99: latencies[Math.floor(latencies.length * 0.99)], n: latencies.length };
 }
 
-const [admin, steady, victim, victim2] = known;
-if ((await get(steady.secret)).status !== 200) throw new Error('the steady token is refused');
+const [admin, steady, victim, victim2, gone0] = known;
+if ((await get(steady.secret)).status !== 200 || (await get(gone0.secret)).status !== 200) throw new Error('a known token is refused');
 // Warm both connections and the proxy's code paths.
 for (let i = 0; i < 200; i++) await get(steady.secret);
 
@@ -233,7 +238,7 @@ small.tokens[1] = { ...full.tokens[1] }; // the steady token stays
 const tmp = `${storeFile}.bench-tmp`;
 writeFileSync(tmp, serializeStore(small), { mode: 0o600 });
 renameSync(tmp, storeFile);
-const gone = known[3];
+const gone = known[4]; // active until the shrink removes it
 t = performance.now();
 while ((await get(gone.secret)).status !== 401 && performance.now() - t < 60_000) await new Promise((res) => setTimeout(res, 50));
 row(`shrink to ${small.accounts.length + small.tokens.length + small.certificates.length} credentials: applied after`, ms(performance.now() - t));

@@ -6,7 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { parseDuration } from '../config/units.js';
 import { bindCertificate, certificateFacts, findCertBinding, unbindCertificate } from '../store/cert-operations.js';
 import { createAccount, createToken, deleteAccount, deleteToken, findAccount, findToken, parseOptionalExpiry, restoreToken, revokeToken, rotateToken, updateAccount, type AccountPatch, type OpContext } from '../store/operations.js';
-import { accountDetail, accountView, bindingView, listTokens, parseTokenFilter, tokenView } from '../store/views.js';
+import { accountDetail, accountView, accountViews, bindingView, listTokens, parseTokenFilter, tokenView } from '../store/views.js';
 import type { CertMatch, StoreData } from '../store/types.js';
 import type { AdminIdentity } from './auth.js';
 import { accountCreateBody, accountPatchBody, bad, bindBody, emptyBody, parseBody, revokeBody, rotateBody, tokenCreateBody } from './bodies.js';
@@ -83,7 +83,7 @@ export const routes: Route[] = [
     methods: {
       GET: async ({ ctx, nowMs }) => {
         const data = ctx.snapshot();
-        return ok({ accounts: data.accounts.map((a) => accountView(a, data, nowMs)) });
+        return ok({ accounts: accountViews(data, nowMs) });
       },
       POST: async (call) => {
         const b = parseBody(accountCreateBody, await call.body());

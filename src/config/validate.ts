@@ -6,29 +6,34 @@ export function describePath(path: ValuePath): string {
   return path.reduce<string>((s, seg) => (typeof seg === 'number' ? `${s}[${seg}]` : s ? `${s}.${seg}` : seg), '');
 }
 
-export function validateSource<S extends z.ZodType>(src: YamlSource, schema: S): { value?: z.output<S>; problems: Problem[] } {
+/**
+ * `prefix`: where `src` sits in a larger document (one record of the credential file, read
+ * line by line): messages name the whole path, positions stay those of `src`.
+ */
+export function validateSource<S extends z.ZodType>(src: YamlSource, schema: S, prefix: ValuePath = []): { value?: z.output<S>; problems: Problem[] } {
   if (src.problems.length > 0 && src.value === undefined) return { problems: src.problems };
   const result = schema.safeParse(src.value ?? {});
   if (result.success) return { value: result.data, problems: src.problems };
   const problems = [...src.problems];
+  const at = (path: ValuePath, message: string, key?: string) => src.problemAt(path.slice(prefix.length), message, key);
   for (const issue of result.error.issues) {
-    const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+    const path = [...prefix, ...issue.path.filter((p): p is string | number => typeof p !== 'symbol')];
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) problems.push(src.problemAt(path, `unknown key "${key}"${path.length ? ` in ${describePath(path)}` : ''}`, key));
+      for (const key of issue.keys) problems.push(at(path, `unknown key "${key}"${path.length ? ` in ${describePath(path)}` : ''}`, key));
       continue;
     }
     // A required key that is absent reads better as what it is than as zod's "expected object,
     // received undefined"; it is positioned at the key of the map that lacks it.
     const parentPath = path.slice(0, -1);
     const key = path[path.length - 1];
-    if (issue.code === 'invalid_type' && typeof key === 'string' && isAbsentKey(src.value, parentPath, key)) {
+    if (issue.code === 'invalid_type' && typeof key === 'string' && isAbsentKey(src.value, parentPath.slice(prefix.length), key)) {
       const message = `missing required key "${key}"${parentPath.length ? ` in ${describePath(parentPath)}` : ''}`;
       const owner = parentPath[parentPath.length - 1];
-      problems.push(typeof owner === 'string' ? src.problemAt(parentPath.slice(0, -1), message, owner) : src.problemAt(parentPath, message));
+      problems.push(typeof owner === 'string' && parentPath.length > prefix.length ? at(parentPath.slice(0, -1), message, owner) : at(parentPath, message));
       continue;
     }
     const where = describePath(path);
-    problems.push(src.problemAt(path, where ? `${where}: ${issue.message}` : issue.message));
+    problems.push(at(path, where ? `${where}: ${issue.message}` : issue.message));
   }
   // A value already reported while reading (an unset ${VAR}) fails the schema too; the second
   // message at the same place would only repeat the first in other words.

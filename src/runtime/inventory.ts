@@ -52,8 +52,12 @@ export class Inventory {
           if (inventory) return inventory.received(data, 'snapshot');
           const problems = checkStoreData(data, compiled().config);
           if (problems.length) {
-            follower.stop();
-            return reject(new SourceError(store.locate(problems)));
+            // Positioned before the follower stops: the file store asks its reader where they are.
+            void Promise.resolve(store.locate(problems, data)).then((located) => {
+              follower.stop();
+              reject(new SourceError([...located]));
+            });
+            return;
           }
           inventory = new Inventory(LiveIndex.build(compiled(), data), follower, store, compiled, events);
           resolve(inventory);
@@ -83,7 +87,7 @@ export class Inventory {
     const problems = checkStoreData(next, this.compiled().config);
     if (problems.length) {
       this.stored = next;
-      this.events.rejected(this.store.locate(problems));
+      void Promise.resolve(this.store.locate(problems, next)).then((located) => this.events.rejected(located));
       return;
     }
     const behind = this.stored !== undefined;

@@ -56,6 +56,9 @@ const certificate = z.strictObject({
   notAfter: nullableTime,
 });
 
+/** One record of each list, for readers that validate record by record (store/file/layout.ts). */
+export const recordSchemas = { accounts: account, tokens: token, certificates: certificate } as const;
+
 export const storeSchema = z.strictObject({
   version: z.literal(1),
   accounts: z.array(account).default([]),

@@ -134,8 +134,12 @@ export interface CredentialStore {
    * problems positioned where an operator can find them (file:line:col for the file store).
    */
   load(check?: (data: StoreData) => readonly DataProblem[]): Promise<{ data?: StoreData; problems: StoreProblem[] }>;
-  /** Data problems positioned in the store's terms (file:line:col of the version last read, for the file store). */
-  locate(problems: readonly DataProblem[]): StoreProblem[];
+  /**
+   * Data problems of `data` (the version a follower delivered, or built from what it delivered)
+   * positioned in the store's terms: file:line:col of the version last read, for the file store,
+   * whose reader may run in another thread (hence a promise).
+   */
+  locate(problems: readonly DataProblem[], data?: StoreData): StoreProblem[] | Promise<StoreProblem[]>;
   /** Applies `mutate` to the current data and persists the result, atomically; returns what it returned. */
   update<T>(mutate: (data: StoreData) => T, meta?: { actor?: string }): Promise<T>;
   /** Follows changes made by anyone (snapshot first). */

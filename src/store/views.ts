@@ -54,14 +54,36 @@ export interface TokenView {
 
 export const TOKEN_COLUMNS: readonly (keyof TokenView)[] = ['id', 'account', 'label', 'status', 'scopes', 'policy', 'createdAt', 'expiresAt', 'endsAt', 'lastUsedAt', 'revokedAt', 'revokeReason', 'rotatedFrom', 'rotatedTo'];
 
-export function tokenView(t: TokenRecord, data: StoreData, usage: UsageMap, config: Pick<KeygateConfig, 'roles'>, nowMs: number): TokenView {
-  const account = data.accounts.find((a) => a.name === t.account);
+/**
+ * What views of many tokens share: accounts by name and each account's sorted scopes, built
+ * once per list (a lookup per token in a list of 80,000 would be a scan of 10,000 accounts).
+ */
+export interface ViewLookups {
+  account(name: string): AccountRecord | undefined;
+  scopesOf(account: AccountRecord): string[];
+}
+
+export function viewLookups(data: StoreData, config: Pick<KeygateConfig, 'roles'>): ViewLookups {
+  const byName = new Map(data.accounts.map((a) => [a.name, a]));
+  const scopes = new Map<AccountRecord, string[]>();
+  return {
+    account: (name) => byName.get(name),
+    scopesOf: (a) => {
+      let s = scopes.get(a);
+      if (!s) scopes.set(a, (s = [...accountScopes(a, config)].sort()));
+      return s;
+    },
+  };
+}
+
+export function tokenView(t: TokenRecord, data: StoreData, usage: UsageMap, config: Pick<KeygateConfig, 'roles'>, nowMs: number, lookups?: ViewLookups): TokenView {
+  const account = lookups ? lookups.account(t.account) : data.accounts.find((a) => a.name === t.account);
   return {
     id: t.id,
     account: t.account,
     label: t.label,
     status: tokenStatus(t, nowMs),
-    scopes: t.scopes !== null ? [...t.scopes] : account ? [...accountScopes(account, config)].sort() : [],
+    scopes: t.scopes !== null ? [...t.scopes] : account ? (lookups ? [...lookups.scopesOf(account)] : [...accountScopes(account, config)].sort()) : [],
     ownScopes: t.scopes !== null,
     policy: t.policy,
     createdAt: t.createdAt,
@@ -99,14 +121,16 @@ export function parseTokenFilter(raw: { account?: string; status?: string; expir
 }
 
 export function listTokens(data: StoreData, usage: UsageMap, filter: TokenFilter, config: Pick<KeygateConfig, 'roles'>, nowMs: number): TokenView[] {
+  const lookups = viewLookups(data, config);
   return data.tokens
     .filter((t) => filter.account === undefined || t.account === filter.account)
-    .map((t) => tokenView(t, data, usage, config, nowMs))
+    .map((t) => tokenView(t, data, usage, config, nowMs, lookups))
     .filter((v) => filter.status === undefined || v.status === filter.status)
     .filter((v) => filter.expiringWithinMs === undefined || (v.status === 'active' && v.endsAt !== null && Date.parse(v.endsAt) - nowMs <= filter.expiringWithinMs));
 }
 
-export function accountView(a: AccountRecord, data: StoreData, nowMs: number) {
+export function accountView(a: AccountRecord, data: StoreData, nowMs: number, counts?: ReadonlyMap<string, { tokens: number; certificates: number }>) {
+  const counted = counts?.get(a.name);
   return {
     name: a.name,
     description: a.description,
@@ -117,14 +141,27 @@ export function accountView(a: AccountRecord, data: StoreData, nowMs: number) {
     policy: a.policy,
     disabled: a.disabled,
     status: accountStatus(a, nowMs),
-    activeTokens: data.tokens.filter((t) => t.account === a.name && tokenStatus(t, nowMs) === 'active').length,
-    certificates: data.certificates.filter((c) => c.account === a.name && bindingStatus(c, nowMs) === 'active').length,
+    activeTokens: counts ? (counted?.tokens ?? 0) : data.tokens.filter((t) => t.account === a.name && tokenStatus(t, nowMs) === 'active').length,
+    certificates: counts ? (counted?.certificates ?? 0) : data.certificates.filter((c) => c.account === a.name && bindingStatus(c, nowMs) === 'active').length,
     createdAt: a.createdAt,
     updatedAt: a.updatedAt,
   };
 }
 
 export type AccountView = ReturnType<typeof accountView>;
+
+/** Every account's view, the live credentials counted in one pass over them. */
+export function accountViews(data: StoreData, nowMs: number): AccountView[] {
+  const counts = new Map<string, { tokens: number; certificates: number }>();
+  const of = (name: string) => {
+    let c = counts.get(name);
+    if (!c) counts.set(name, (c = { tokens: 0, certificates: 0 }));
+    return c;
+  };
+  for (const t of data.tokens) if (tokenStatus(t, nowMs) === 'active') of(t.account).tokens++;
+  for (const c of data.certificates) if (bindingStatus(c, nowMs) === 'active') of(c.account).certificates++;
+  return data.accounts.map((a) => accountView(a, data, nowMs, counts));
+}
 
 export const ACCOUNT_COLUMNS: readonly (keyof AccountView)[] = ['name', 'status', 'owner', 'roles', 'scopes', 'policy', 'endDate', 'activeTokens', 'certificates', 'description'];
 
@@ -153,7 +190,7 @@ export function accountDetail(a: AccountRecord, data: StoreData, usage: UsageMap
   return {
     ...accountView(a, data, nowMs),
     effectiveScopes: [...accountScopes(a, config)].sort(),
-    tokens: data.tokens.filter((t) => t.account === a.name).map((t) => tokenView(t, data, usage, config, nowMs)),
+    tokens: data.tokens.filter((t) => t.account === a.name).map((t) => tokenView(t, data, usage, config, nowMs, { account: (n) => (n === a.name ? a : undefined), scopesOf: (x) => [...accountScopes(x, config)].sort() })),
     bindings: data.certificates.filter((c) => c.account === a.name).map((c) => bindingView(c, usage, nowMs)),
   };
 }

@@ -249,7 +249,7 @@ describe('token list', () => {
   it('exports JSON and CSV with every inventory column and never a secret or a hash', async () => {
     const hostile = await create(['--account', 'viewer-acct', '--label', '=HYPERLINK("http://evil.example","x")']);
     const stored = readFileSync(env.credentialsFile, 'utf8');
-    const hashes = [...stored.matchAll(/hash: ([0-9a-f]{64})/g)].map((m) => m[1]!);
+    const hashes = [...stored.matchAll(/"hash":"([0-9a-f]{64})"/g)].map((m) => m[1]!);
     expect(hashes.length).toBeGreaterThan(5);
 
     const json = await env.cli(['token', 'list', '--format', 'json']);

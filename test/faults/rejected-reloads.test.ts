@@ -63,7 +63,7 @@ describe('a damaged credential file is a rejected change', () => {
   const cut = (text: string, at: number) => text.slice(0, at);
   it.each([
     ['emptied', () => writeAtomic(t.env.credentialsFile, '')],
-    ['truncated in the middle of a record', () => writeAtomic(t.env.credentialsFile, cut(original, original.indexOf('hash:') + 20))],
+    ['truncated in the middle of a record', () => writeAtomic(t.env.credentialsFile, cut(original, original.indexOf('"hash":') + 20))],
     // Cut at a line boundary the rest still parses: only an end-of-file mark (or a count) can
     // tell it from an edit, and a half-written file must not cost every token.
     ['truncated at a line boundary, before the tokens', () => writeAtomic(t.env.credentialsFile, cut(original, original.search(/^tokens:/m)))],

@@ -108,9 +108,10 @@ describe('a broken credential file', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
     const good = readFileSync(env.credentialsFile, 'utf8');
     const lines = good.split('\n').length;
     await expectRejected(env.credentialsFile, good + 'tokens: [oops\n', 'credentials', new RegExp(`^${escape(env.credentialsFile)}:(${lines}|${lines + 1}):\\d+: `));
-    const badHash = good.replace(/hash: [0-9a-f]{64}/, 'hash: not-a-hash');
+    // keygate writes one record per line (store/file/layout.ts): the edited line is the one named.
+    const badHash = good.replace(/"hash":"[0-9a-f]{64}"/, '"hash":"not-a-hash"');
     expect(badHash).not.toBe(good);
-    const line = badHash.split('\n').findIndex((l) => l.includes('hash: not-a-hash')) + 1;
+    const line = badHash.split('\n').findIndex((l) => l.includes('"hash":"not-a-hash"')) + 1;
     await expectRejected(env.credentialsFile, badHash, 'credentials', new RegExp(`^${escape(env.credentialsFile)}:${line}:\\d+: `));
     // Putting the good file back is accepted again.
     const ok = await metric('keygate_store_reloads_total', { result: 'success' });

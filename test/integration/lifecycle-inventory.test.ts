@@ -63,7 +63,7 @@ describe('inventory with last use', () => {
     const show = await env.cli(['account', 'show', 'inventoried', '--json']);
     expect(JSON.parse(show.stdout).tokens.find((t: { id: string }) => t.id === used.id).lastUsedAt).toBe(u.lastUsedAt);
 
-    const hashes = [...readFileSync(env.credentialsFile, 'utf8').matchAll(/hash: ([0-9a-f]{64})/g)].map((m) => m[1]!);
+    const hashes = [...readFileSync(env.credentialsFile, 'utf8').matchAll(/"hash":"([0-9a-f]{64})"/g)].map((m) => m[1]!);
     for (const out of [json.stdout, csv.stdout, show.stdout]) {
       for (const s of [used.secret, idle.secret, ...hashes]) expect(out).not.toContain(s);
     }

@@ -1,6 +1,6 @@
 // keygate account create | list | show | update | disable | enable | delete
 import { createAccount, deleteAccount, findAccount, updateAccount, type AccountPatch } from '../../store/operations.js';
-import { ACCOUNT_COLUMNS, accountDetail, accountEndMs, accountView } from '../../store/views.js';
+import { ACCOUNT_COLUMNS, accountDetail, accountEndMs, accountViews } from '../../store/views.js';
 import type { AccountRecord } from '../../store/types.js';
 import type { Register } from '../program.js';
 import { CliError, collect, examples, formatOf, mutate, openManagement, readInventory, render, renderCsv, renderRecord, renderFields, withConfigOption, withFormatOption, withVerboseOption, type Format, type Io } from '../support.js';
@@ -62,7 +62,7 @@ export const registerAccount: Register = (program, io, env) => {
       const m = openManagement(opts, io, env);
       const data = await readInventory(m);
       const now = Date.now();
-      io.out(render(format, data.accounts.map((a) => accountView(a, data, now)), ACCOUNT_COLUMNS));
+      io.out(render(format, accountViews(data, now), ACCOUNT_COLUMNS));
     });
   examples(list, 'keygate account list', 'keygate account list --format csv > accounts.csv');
 

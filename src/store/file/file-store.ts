@@ -3,52 +3,45 @@
 // (<name>.usage.json) so that the proxy never rewrites the file operators edit.
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Document } from 'yaml';
-import { parseYamlText, SourceError, type Problem, type YamlSource } from '../../config/source.js';
-import { validateSource } from '../../config/validate.js';
-import { watchFile } from '../../config/watch-file.js';
+import { SourceError, type Problem } from '../../config/source.js';
 import { withFileLock, writeFileAtomic } from './atomic-file.js';
 import { isFsError, readFault, writeFault } from './fs-fault.js';
-import { storeSchema } from '../schema.js';
-import { diffStoreData } from '../diff.js';
+import { followFile, type FileFollower } from './follower.js';
+import { LISTS, parseStoreFile, serializeStore, type LineEntry, type ListName, type Positioner } from './layout.js';
 import { emptyStore, type CredentialStore, type DataProblem, type StoreData, type StoreFeed, type StoreFollower, type UsageMap } from '../types.js';
 
-/**
- * The last line keygate writes. A file that announces it in its header (every file keygate
- * wrote since v0.2) and does not end with it was cut short — a full disk, a copy that died, an
- * editor that crashed while saving — and is refused, so that half a file never costs every
- * token after the cut. Hand-written files without the header need no end line.
- */
-export const END_LINE = '# end of keygate credential store';
-const ANNOUNCE = 'keygate ends this file with the line';
-const HEADER = ` keygate credential store. Managed by \`keygate account|token|cert\` and the admin API.\n Holds no secret: tokens are stored as SHA-256 hashes only.\n ${ANNOUNCE} "${END_LINE}";\n a file that starts with this header and lacks that line is taken as cut short and refused.`;
+export { END_LINE, isCutShort, serializeStore } from './layout.js';
 
 export interface StoreSource {
   data?: StoreData;
-  source?: YamlSource;
+  /** Where the values of the version read are. */
+  source?: Positioner;
   problems: Problem[];
   /** The file could not be read at all (not a problem of its content). */
   unreadable?: NodeJS.ErrnoException & { code: string };
   /** The file did not exist, or held nothing but white space (read as an empty store). */
   absent?: 'missing' | 'empty';
-}
-
-/** True when a file keygate wrote lost its end: the header announces the end line, the end lacks it. */
-export function isCutShort(text: string): boolean {
-  const head = text.slice(0, 1024);
-  const announced = head.startsWith('# keygate credential store') && head.includes(ANNOUNCE);
-  return announced && !text.trimEnd().endsWith(END_LINE);
+  /** The record lines, when the file is in keygate's layout (store/file/layout.ts). */
+  entries?: Record<ListName, LineEntry[]>;
 }
 
 export function usageFileFor(file: string): string {
   return join(dirname(file), basename(file).replace(/\.ya?ml$/i, '') + '.usage.json');
 }
 
+export interface FileStoreOptions {
+  /** Where a follower reads the file: a worker thread (the default where it is built) or this thread. */
+  reader?: 'worker' | 'thread';
+}
+
 export class FileStore implements CredentialStore {
   readonly kind = 'file' as const;
   readonly usageFile: string;
 
-  constructor(readonly file: string) {
+  constructor(
+    readonly file: string,
+    private readonly options: FileStoreOptions = {},
+  ) {
     this.usageFile = usageFileFor(file);
   }
 
@@ -58,48 +51,37 @@ export class FileStore implements CredentialStore {
 
   /** The data with every problem and its position; a missing file is an empty store. */
   async readSource(): Promise<StoreSource> {
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await readFile(this.file, 'utf8');
+      bytes = await readFile(this.file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { data: emptyStore(), problems: [], absent: 'missing' };
       return { problems: [{ file: this.file, line: 1, col: 1, message: `cannot read: ${(err as Error).message}` }], ...(isFsError(err) ? { unreadable: err } : {}) };
     }
-    if (text.trim() === '') return { data: emptyStore(), problems: [], absent: 'empty' };
-    if (isCutShort(text)) {
-      const line = text.trimEnd().split('\n').length;
-      return { problems: [{ file: this.file, line, col: 1, message: `the file ends here without its last line "${END_LINE}": it was cut short (a full disk, a copy or save that died); nothing was changed. Restore it from a backup, or add that line if you edited it by hand` }] };
-    }
-    const source = parseYamlText(this.file, text);
-    const { value, problems } = validateSource(source, storeSchema);
-    return value && problems.length === 0 ? { data: value, source, problems } : { source, problems };
+    const parsed = parseStoreFile(this.file, bytes);
+    if (parsed.empty) return { data: emptyStore(), problems: [], absent: 'empty' };
+    const { data, problems, at, entries } = parsed;
+    return { ...(data ? { data } : {}), source: at, problems, ...(entries ? { entries } : {}) };
   }
 
   async load(check?: (data: StoreData) => readonly DataProblem[]): Promise<{ data?: StoreData; problems: Problem[] }> {
     const src = await this.readSource();
-    if (!src.data || !check) return src;
+    if (!src.data || !check) return { ...(src.data ? { data: src.data } : {}), problems: src.problems };
     const found = check(src.data);
-    return found.length ? { problems: this.position(src, found) } : src;
+    return found.length ? { problems: found.map((p) => (src.source ? src.source.problemAt(p.path, p.message) : { file: this.file, line: 1, col: 1, message: p.message })) } : { data: src.data, problems: [] };
   }
 
-  /** Data problems positioned in the file they were read from. */
-  private position(src: StoreSource | undefined, problems: readonly DataProblem[]): Problem[] {
-    return problems.map((p) => (src?.source ? src.source.problemAt(p.path, p.message) : { file: this.file, line: 1, col: 1, message: p.message }));
-  }
+  /** The follower started last: cross-check problems of what it delivered are positioned in the file it read. */
+  private follower: FileFollower | undefined;
 
-  /** The version `follow` read last: what a follower's cross-check problems point into. */
-  private lastRead: StoreSource | undefined;
-
-  locate(problems: readonly DataProblem[]): Problem[] {
-    return this.position(this.lastRead, problems);
+  async locate(problems: readonly DataProblem[], data?: StoreData): Promise<Problem[]> {
+    if (this.follower) return this.follower.locate(problems, data);
+    return problems.map((p) => ({ file: this.file, line: 1, col: 1, message: p.message }));
   }
 
   /** The data; a file that cannot be read is KG_ERR_STORE_UNAVAILABLE, one with errors a SourceError. */
   async read(): Promise<StoreData> {
-    const { data, problems, unreadable } = await this.readSource();
-    if (unreadable) throw readFault(this.file, unreadable);
-    if (!data) throw new SourceError(problems);
-    return data;
+    return dataOf(this.file, await this.readSource());
   }
 
   /**
@@ -110,9 +92,11 @@ export class FileStore implements CredentialStore {
   async update<T>(mutate: (data: StoreData) => T): Promise<T> {
     try {
       return await withFileLock(this.file, async () => {
-        const data = await this.read();
+        const src = await this.readSource();
+        const data = dataOf(this.file, src);
+        const unchanged = src.entries ? linesKept(data, src.entries) : undefined;
         const result = mutate(data);
-        await writeFileAtomic(this.file, serializeStore(data));
+        await writeFileAtomic(this.file, serializeStore(data, unchanged));
         return result;
       });
     } catch (err) {
@@ -122,38 +106,18 @@ export class FileStore implements CredentialStore {
   }
 
   /**
-   * Re-reads the file when it changes and reports the difference to the last version read.
-   * The revision counts the versions this process has seen: the file itself keeps none.
+   * Re-reads the file when it changes and reports the records that changed since the last
+   * version read (store/file/follower.ts: in a worker thread, line by line). The revision counts
+   * the versions this process has seen: the file itself keeps none.
    */
   follow(feed: StoreFeed): StoreFollower {
-    let last: StoreData | undefined;
-    let revision = 0;
-    let stopped = false;
-    let reading: Promise<void> = Promise.resolve();
-    const read = (): Promise<void> =>
-      (reading = reading.then(async () => {
-        if (stopped) return;
-        const src = await this.readSource();
-        if (stopped) return;
-        const data = src.data;
-        if (!data) return feed.onRejected?.(src.problems);
-        // Once the file had content, its disappearance is an accident, never "no credentials":
-        // emptying the store on purpose goes through the CLI or the admin API, which write a
-        // complete (empty) document.
-        if (src.absent && last && !isEmptyStore(last)) return feed.onRejected?.([{ file: this.file, line: 1, col: 1, message: `the credential file is ${src.absent === 'missing' ? 'gone' : 'empty'}; keeping the last version. Restore it; to remove every credential, delete them with keygate account delete or import an empty store (keygate store import)` }]);
-        this.lastRead = src;
-        revision++;
-        if (!last) feed.onSnapshot(data, revision);
-        else feed.onChanges(diffStoreData(last, data), revision);
-        last = data;
-      }));
-    void read();
-    const unwatch = watchFile(this.file, () => void read());
+    const follower = followFile(this.file, feed, this.options.reader);
+    this.follower = follower;
     return {
-      sync: read,
+      sync: () => follower.sync(),
       stop: () => {
-        stopped = true;
-        unwatch();
+        follower.stop();
+        if (this.follower === follower) this.follower = undefined;
       },
     };
   }
@@ -183,12 +147,37 @@ export class FileStore implements CredentialStore {
   async close(): Promise<void> {}
 }
 
-export function serializeStore(data: StoreData): string {
-  const doc = new Document(data);
-  doc.commentBefore = HEADER;
-  return `${doc.toString({ lineWidth: 0 })}${END_LINE}\n`;
+/** The data of a read; a file that cannot be read is KG_ERR_STORE_UNAVAILABLE, one with errors a SourceError. */
+function dataOf(file: string, src: StoreSource): StoreData {
+  if (src.unreadable) throw readFault(file, src.unreadable);
+  if (!src.data) throw new SourceError(src.problems);
+  return src.data;
 }
 
-function isEmptyStore(d: StoreData): boolean {
-  return d.accounts.length === 0 && d.tokens.length === 0 && d.certificates.length === 0;
+/**
+ * For writing back after an update: the line each record was read from, as long as the record
+ * is unchanged. Updates change records in place (store/operations.ts), so what each held is
+ * remembered here — its values, lists copied — and compared when it is written.
+ */
+function linesKept(data: StoreData, entries: Record<ListName, LineEntry[]>): (list: ListName, record: object) => string | undefined {
+  const kept = new Map<object, { body: string; values: unknown[] }>();
+  for (const list of LISTS) {
+    const records: readonly object[] = data[list];
+    records.forEach((r, i) => {
+      const e = entries[list][i];
+      if (e?.canonical) kept.set(r, { body: e.body, values: Object.values(r).map((v) => (Array.isArray(v) ? [...(v as unknown[])] : v)) });
+    });
+  }
+  return (_list, record) => {
+    const k = kept.get(record);
+    if (!k) return undefined;
+    const now = Object.values(record);
+    if (now.length !== k.values.length) return undefined;
+    for (let i = 0; i < now.length; i++) {
+      const [a, b] = [now[i], k.values[i]];
+      if (a === b) continue;
+      if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length || a.some((x, j) => x !== b[j])) return undefined;
+    }
+    return k.body;
+  };
 }

@@ -1,0 +1,167 @@
+// What a running proxy's reader of the credential file does on each change, in a worker thread
+// (follow-worker.ts) so that none of it runs on the event loop that answers requests: read the
+// file, compare its record lines with the last version's, parse and validate only the lines
+// that differ, and hand back the records that changed. A revocation in 100,000 credentials is
+// one line parsed here and one change applied by the proxy (runtime/inventory.ts).
+import { readFile } from 'node:fs/promises';
+import type { Problem, ValuePath } from '../../config/source.js';
+import type { StoreChange, StoreData } from '../types.js';
+import { keyOf, LISTS, parseStoreFile, recordLine, type KnownLine, type LineEntry, type ListName, type Positioner } from './layout.js';
+
+export type FollowOutcome = { kind: 'snapshot'; data: StoreData } | { kind: 'changes'; changes: StoreChange[] } | { kind: 'rejected'; problems: Problem[] };
+
+/** A data problem of a record named by its key (indexes differ between the file and the proxy's copy). */
+export interface KeyedProblem {
+  list?: ListName;
+  key?: string;
+  /** The path inside the record, or the whole path when no record is named. */
+  path: ValuePath;
+  message: string;
+}
+
+const KIND = { accounts: 'account', tokens: 'token', certificates: 'certificate' } as const;
+const DUPLICATE = { accounts: 'account name', tokens: 'credential id', certificates: 'credential id' } as const;
+
+export class FollowCore {
+  /** The record lines of the last version delivered, in file order, and where its values are. */
+  private last: { entries: Record<ListName, LineEntry[]>; at: Positioner } | undefined;
+  /**
+   * The lines of the last version delivered, by text and by key. Kept from read to read and
+   * changed only where the file changed: a read costs one lookup per line, and work in
+   * proportion to the lines that differ.
+   */
+  private byBody: Record<ListName, Map<string, KnownLine>> = { accounts: new Map(), tokens: new Map(), certificates: new Map() };
+  private byKey: Record<ListName, Map<string, KnownLine>> = { accounts: new Map(), tokens: new Map(), certificates: new Map() };
+  private epoch = 0;
+  private delivered = false;
+  /** Record lines parsed by the last read (every line for a file the YAML parser read whole). */
+  lastParsed = 0;
+
+  constructor(readonly file: string) {}
+
+  async read(): Promise<FollowOutcome> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.absent('gone');
+      return { kind: 'rejected', problems: [{ file: this.file, line: 1, col: 1, message: `cannot read: ${(err as Error).message}` }] };
+    }
+    let epoch = ++this.epoch;
+    const parsed = parseStoreFile(this.file, bytes, this.delivered ? { lines: this.byBody, epoch } : undefined);
+    if (parsed.empty) return this.absent('empty');
+    if (parsed.problems.length) return { kind: 'rejected', problems: parsed.problems };
+    let entries = parsed.entries;
+    if (!entries) {
+      // Read by the YAML parser whole: its records as keygate would write them, compared by text.
+      entries = linesOf(parsed.data!);
+      epoch = ++this.epoch; // the line reader may have stamped lines before it gave up
+      for (const list of LISTS) {
+        for (const e of entries[list]) {
+          const hit = this.byBody[list].get(e.body);
+          if (!hit) continue;
+          if (hit.seen === epoch) return this.duplicate(parsed.at, list, entries[list].indexOf(e), e.key);
+          hit.seen = epoch;
+          delete e.record;
+        }
+      }
+    }
+    this.lastParsed = parsed.parsed ?? LISTS.reduce((n, l) => n + entries[l].length, 0);
+    const [repeat] = parsed.repeats ?? [];
+    if (repeat) return this.duplicate(parsed.at, repeat[0], repeat[1], entries[repeat[0]][repeat[1]]!.key);
+    // The lines that differ: a key twice among them, or one whose old line is still there, is a duplicate.
+    const changed: Record<ListName, LineEntry[]> = { accounts: [], tokens: [], certificates: [] };
+    for (const list of LISTS) {
+      const keys = new Set<string>();
+      const all = entries[list];
+      for (let i = 0; i < all.length; i++) {
+        const e = all[i]!;
+        if (e.record === undefined) continue;
+        if (keys.has(e.key) || this.byKey[list].get(e.key)?.seen === epoch) return this.duplicate(parsed.at, list, i, e.key);
+        keys.add(e.key);
+        changed[list].push(e);
+      }
+    }
+    const first = !this.delivered;
+    const outcome: FollowOutcome = first ? { kind: 'snapshot', data: parsed.data! } : { kind: 'changes', changes: this.apply(changed, epoch) };
+    if (first) for (const list of LISTS) for (const e of changed[list]) this.remember(list, e, epoch, false);
+    for (const list of LISTS) for (const e of entries[list]) delete e.record;
+    this.last = { entries, at: parsed.at };
+    this.delivered = true;
+    return outcome;
+  }
+
+  /**
+   * The changes from the last version delivered, and the known lines brought up to date. Puts
+   * for the lines that differ; deletes for the keys whose line was not seen again and that no
+   * changed line holds. Accounts come first among puts and last among deletes (as
+   * store/diff.ts orders them), so that no credential ever names an account that does not exist.
+   */
+  private apply(changed: Record<ListName, LineEntry[]>, epoch: number): StoreChange[] {
+    const puts: StoreChange[] = [];
+    const deletes: StoreChange[] = [];
+    for (const list of LISTS) {
+      const putKeys = new Set(changed[list].map((e) => e.key));
+      for (const line of this.byKey[list].values()) {
+        if (line.seen === epoch) continue;
+        this.byBody[list].delete(line.body);
+        this.byKey[list].delete(line.key);
+        if (!putKeys.has(line.key)) deletes.push({ op: 'delete', kind: KIND[list], key: line.key });
+      }
+      for (const e of changed[list]) {
+        puts.push({ op: 'put', kind: KIND[list], record: e.record } as StoreChange);
+        this.remember(list, e, epoch, true);
+      }
+    }
+    const accountsLast = (c: StoreChange) => (c.kind === 'account' ? 1 : 0);
+    return [...puts, ...deletes.sort((a, b) => accountsLast(a) - accountsLast(b))];
+  }
+
+  /**
+   * `copy`: a line of a later version is copied out of the file's text, which would otherwise
+   * stay in memory whole for its sake.
+   */
+  private remember(list: ListName, e: LineEntry, epoch: number, copy: boolean): void {
+    const body = copy ? Buffer.from(e.body, 'utf8').toString('utf8') : e.body;
+    const line: KnownLine = { key: e.key, body, seen: epoch };
+    e.body = body;
+    this.byBody[list].set(body, line);
+    this.byKey[list].set(e.key, line);
+  }
+
+  private duplicate(at: Positioner, list: ListName, index: number, key: string): FollowOutcome {
+    return { kind: 'rejected', problems: [at.problemAt([list, index, list === 'accounts' ? 'name' : 'id'], `duplicate ${DUPLICATE[list]} "${key}"`)] };
+  }
+
+  /** Positions problems in the last version delivered. */
+  locate(problems: readonly KeyedProblem[]): Problem[] {
+    return problems.map((p) => {
+      const last = this.last;
+      if (!last) return { file: this.file, line: 1, col: 1, message: p.message };
+      if (p.list === undefined || p.key === undefined) return last.at.problemAt(p.path, p.message);
+      const i = last.entries[p.list].findIndex((e) => e.key === p.key);
+      return last.at.problemAt(i < 0 ? [p.list] : [p.list, i, ...p.path], p.message);
+    });
+  }
+
+  /**
+   * Once the file had content, its disappearance is an accident, never "no credentials":
+   * emptying the store on purpose goes through the CLI or the admin API, which write a
+   * complete (empty) document.
+   */
+  private absent(why: 'gone' | 'empty'): FollowOutcome {
+    if (LISTS.some((l) => this.byKey[l].size > 0)) {
+      return { kind: 'rejected', problems: [{ file: this.file, line: 1, col: 1, message: `the credential file is ${why}; keeping the last version. Restore it; to remove every credential, delete them with keygate account delete or import an empty store (keygate store import)` }] };
+    }
+    const first = !this.delivered;
+    this.last = { entries: { accounts: [], tokens: [], certificates: [] }, at: { problemAt: (_p, message) => ({ file: this.file, line: 1, col: 1, message }) } };
+    this.delivered = true;
+    return first ? { kind: 'snapshot', data: { version: 1, accounts: [], tokens: [], certificates: [] } } : { kind: 'changes', changes: [] };
+  }
+}
+
+/** The lines keygate would write for data the YAML parser read (to compare with the next version). */
+function linesOf(data: StoreData): Record<ListName, LineEntry[]> {
+  const of = (list: ListName): LineEntry[] => (data[list] as object[]).map((record) => ({ key: keyOf(list, record), line: 0, body: recordLine(list, record), record, canonical: true, col: 1 }));
+  return { accounts: of('accounts'), tokens: of('tokens'), certificates: of('certificates') };
+}

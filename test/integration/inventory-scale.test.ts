@@ -1,0 +1,70 @@
+// A large file store on the built binary: 20,000 credentials in keygate's layout. A revocation
+// made by the CLI is enforced while requests keep being answered, and the proxy is told one
+// change (its reader thread compares lines; a whole-inventory reload would log 20,000 records
+// and a snapshot). No timing bound: the machine may be loaded; the target figures are in
+// bench/inventory-scale.mjs.
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serializeStore } from '../../src/store/file/layout.js';
+import { hashToken, mintToken } from '../../src/store/token-format.js';
+import type { StoreData } from '../../src/store/types.js';
+import { createTestEnv, eventually, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
+import { logLines, SETUP_TIMEOUT_MS } from './support.js';
+
+const AT = new Date().toISOString();
+let env: TestEnv;
+let proxy: ChildProxy;
+const steady = mintToken(null);
+const victim = mintToken(null);
+const VICTIM_ID = 'tok_victim00000000';
+
+function inventory(accounts: number, tokens: number, certs: number): StoreData {
+  const data: StoreData = { version: 1, accounts: [], tokens: [], certificates: [] };
+  for (let i = 0; i < accounts; i++) data.accounts.push({ name: `svc-${i}`, description: `service ${i}`, owner: '', endDate: null, roles: ['viewer'], scopes: [], policy: null, disabled: false, createdAt: AT, updatedAt: AT });
+  for (let i = 0; i < tokens; i++) {
+    const hash = i === 0 ? hashToken(steady) : i === 1 ? hashToken(victim) : createHash('sha256').update(`t${i}`).digest('hex');
+    const id = i === 1 ? VICTIM_ID : `tok_${i.toString(36).padStart(14, '0')}`;
+    data.tokens.push({ id, account: `svc-${i % accounts}`, label: `t${i}`, hash, environment: null, scopes: null, policy: null, status: 'active', createdAt: AT, expiresAt: null, revokedAt: null, revokeReason: null, rotatedFrom: null, rotatedTo: null });
+  }
+  for (let i = 0; i < certs; i++) {
+    const fp = createHash('sha256').update(`c${i}`).digest('hex');
+    data.certificates.push({ id: `sha256:${fp}`, account: `svc-${i % accounts}`, match: 'fingerprint', value: fp, nickname: '', endDate: null, scopes: null, policy: null, createdAt: AT, serial: null, notAfter: null });
+  }
+  return data;
+}
+
+beforeAll(async () => {
+  env = await createTestEnv();
+  env.writeConfig();
+  writeFileSync(env.credentialsFile, serializeStore(inventory(2_000, 16_000, 2_000)), { mode: 0o600 });
+  proxy = await env.startChild({ readyTimeoutMs: 90_000 });
+}, SETUP_TIMEOUT_MS);
+afterAll(() => env?.cleanup());
+
+const get = async (secret: string) => (await request({ port: proxy.port, ca: env.serverCa.certPem, path: '/api/items', headers: { 'x-api-key': secret } })).status;
+
+describe('20,000 credentials in the file store', { timeout: 120_000 }, () => {
+  it('a CLI revocation is enforced while requests keep being answered, as one change', async () => {
+    expect(await get(steady)).toBe(200);
+    expect(await get(victim)).toBe(200);
+    const revoking = env.cli(['token', 'revoke', VICTIM_ID, '--reason', 'scale test']);
+    const answered: number[] = [];
+    let done = false;
+    void revoking.finally(() => (done = true));
+    // Requests all the while the CLI runs and the proxy applies the change, bounded in count.
+    for (let i = 0; i < 2_000 && !done; i++) answered.push(await get(steady));
+    const r = await revoking;
+    expect(r.code, r.stderr).toBe(0);
+    await eventually(async () => (await get(victim)) === 401, 15_000);
+    for (let i = 0; i < 5; i++) answered.push(await get(steady));
+    expect(answered.length).toBeGreaterThan(5);
+    expect(answered.every((s) => s === 200)).toBe(true);
+
+    // What the proxy applied after the start: exactly one changed record, never the inventory
+    // again (a version that only touched the file would be "0 change(s)").
+    const reloads = logLines(proxy).filter((l) => l.msg === 'credentials reloaded' && l.change !== '0 change(s)');
+    expect(reloads.map((l) => l.change)).toEqual(['1 change(s)']);
+    expect(reloads[0]).toMatchObject({ accounts: 2_000, tokens: 16_000, certificates: 2_000 });
+  });
+});

@@ -11,7 +11,8 @@
 # CPU 1), stops it, and writes OUTDIR/<LABEL>-<proxy>.cpuprofile, the wrk figures, the proxy's
 # CPU µs/request (from /proc) and the machine's load; then bench/flamegraph.mjs draws each.
 # Everything listens on 127.0.0.1 (ports 18080, 18445, 19443, 19444); every process started is
-# stopped by pid. keygate is the build in dist/ (npm run build first).
+# stopped by pid. keygate is the build in dist/ (npm run build first); KEYGATE_NODE_FLAGS adds
+# node flags to keygate's command line; PROXIES="node token mtls" picks the proxies.
 set -euo pipefail
 HARNESS=$(realpath "${1:?usage: $0 HARNESS OUTDIR [LABEL]}")
 OUT=$(realpath -m "${2:?usage: $0 HARNESS OUTDIR [LABEL]}")
@@ -39,7 +40,8 @@ for proxy in $PROXIES; do
   prof=$(mktemp -d /tmp/kg-prof.XXXX)
   case $proxy in
     node) PORT=18445 UPSTREAM=http://127.0.0.1:18080 taskset -c 0 node --cpu-prof --cpu-prof-dir "$prof" "$HARNESS/node-baseline/proxy.mjs" >/dev/null & port=18445 ;;
-    token|mtls) (cd "$cand" && exec taskset -c 0 node --cpu-prof --cpu-prof-dir "$prof" "$KG/dist/cli/keygate.js" serve -c keygate.yaml) >/dev/null 2>&1 & port=19443 ;;
+    # shellcheck disable=SC2086
+    token|mtls) (cd "$cand" && exec taskset -c 0 node ${KEYGATE_NODE_FLAGS:-} --cpu-prof --cpu-prof-dir "$prof" "$KG/dist/cli/keygate.js" serve -c keygate.yaml) >/dev/null 2>&1 & port=19443 ;;
   esac
   pid=$!; pids+=("$pid")
   wait_port "$port"; [[ $proxy == mtls ]] && wait_port 19444

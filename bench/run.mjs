@@ -21,6 +21,10 @@
 // under --cpu-prof; the .cpuprofile is copied to bench/results/), WORKERS=1 (keygate.yaml's
 // `workers`; with more than one, PIN=auto does not pin — a pinned supervisor would pin every
 // worker to its one CPU — and keygate's CPU is summed over the supervisor and its workers).
+// External rows (EXTERNAL below): a script in bench/ that measures something a load run
+// cannot — e.g. `inventory`, bench/inventory-scale.mjs (100k credentials) — runs after the
+// load runs when its file exists, unless TARGETS leaves it out or INVENTORY=0; it prints one
+// JSON object on its last stdout line, which goes into the results file and the table.
 // Everything listens on 127.0.0.1 with ports the kernel picked, every child process is
 // stopped on exit, error or Ctrl-C, and every load run is bounded in time.
 import { createReadStream, createWriteStream, existsSync, readFileSync } from 'node:fs';
@@ -73,7 +77,24 @@ const knobs = {
   keep: env.KEEP === '1',
   cpuProf: env.CPU_PROF === '1',
   workers: int('WORKERS', 1, 1, 64),
+  inventory: env.INVENTORY !== '0',
 };
+
+/**
+ * Rows measured by a script of their own, run once after the load runs (keygate stopped), when
+ * the script exists. The script gets the environment, prints one JSON object on its last line
+ * of stdout, and is killed after `timeoutS`. Add a row here; `summary(result)` gives its line.
+ */
+const EXTERNAL = [
+  {
+    name: 'inventory',
+    label: 'keygate, 100k-credential inventory',
+    script: 'inventory-scale.mjs',
+    enabled: () => knobs.inventory,
+    timeoutS: 900,
+    summary: (r) => JSON.stringify(r).slice(0, 300),
+  },
+];
 const onPath = (bin) => (env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, bin)));
 if (!['auto', 'autocannon', 'wrk'].includes(knobs.loadgen)) fail('LOADGEN is auto, autocannon or wrk');
 if (!['auto', 'on', 'off'].includes(knobs.pin)) fail('PIN is auto, on or off');
@@ -236,6 +257,33 @@ function metricSum(text, name, filter) {
   return sum;
 }
 
+/** The EXTERNAL rows whose script exists and that TARGETS (if given) names. */
+async function runExternal() {
+  const out = {};
+  for (const x of EXTERNAL) {
+    const file = join(HERE, x.script);
+    if (!x.enabled() || !existsSync(file) || (knobs.targets && !knobs.targets.includes(x.name))) continue;
+    log(`${x.name}: running bench/${x.script} (at most ${x.timeoutS} s)`);
+    const child = start(process.execPath, [file], {});
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
+    const exited = await waitExit(child, x.timeoutS * 1000);
+    if (!exited) await stop(child, 5000);
+    const last = stdout.trim().split('\n').pop() ?? '';
+    try {
+      if (!exited) throw new Error(`did not finish within ${x.timeoutS} s`);
+      if (child.exitCode !== 0) throw new Error(`exited with ${child.exitCode}`);
+      out[x.name] = { result: JSON.parse(last) };
+    } catch (err) {
+      out[x.name] = { error: `${err.message}; stderr: ${stderr.trim().slice(-300)}` };
+    }
+    log(`${x.name}: ${out[x.name].error ? 'failed' : 'done'}`);
+  }
+  return out;
+}
+
 const fmt = (v, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
 const pad = (s, n, left = false) => (left ? String(s).padEnd(n) : String(s).padStart(n));
 
@@ -349,8 +397,8 @@ async function main() {
     targets.push({ name: 'grpc', label: 'keygate, gRPC unary (h2c)', loadgen: 'grpc-js', proxied: true, spec: { target: `127.0.0.1:${httpsPort}`, path: GRPC_PATH, metadata: tok, ca: pki.caCert, servername: 'localhost' } });
   }
   if (knobs.targets) {
-    const unknown = knobs.targets.filter((t) => !targets.some((x) => x.name === t));
-    if (unknown.length) throw new Error(`TARGETS names ${unknown.join(', ')}: not among ${targets.map((t) => t.name).join(', ')}`);
+    const unknown = knobs.targets.filter((t) => !targets.some((x) => x.name === t) && !EXTERNAL.some((x) => x.name === t));
+    if (unknown.length) throw new Error(`TARGETS names ${unknown.join(', ')}: not among ${[...targets, ...EXTERNAL].map((t) => t.name).join(', ')}`);
     for (let i = targets.length - 1; i >= 0; i--) if (targets[i].name !== 'direct' && !knobs.targets.includes(targets[i].name)) targets.splice(i, 1);
   }
   const expected = targets.length * (knobs.warmup + knobs.rounds * (knobs.duration + 1));
@@ -421,6 +469,7 @@ async function main() {
   await stop(kg, 8000);
   await new Promise((res) => kgLog.end(res));
   const audit = await countAuditLines(auditFile);
+  const external = await runExternal();
 
   // ---- summary -------------------------------------------------------------------------------
   const summary = targets.map((t) => {
@@ -477,6 +526,7 @@ async function main() {
   lines.push(`keygate memory (supervisor and workers together): peak RSS ${fmt(kgMem.peak)} MiB, ${fmt(kgMem.current)} MiB at the end; ${fmt(kgCpuTotal, 1)} s of CPU in all`);
   lines.push(`cross-check: keygate counted ${allowed} allowed requests in keygate_requests_total (load runs sent ${sentToKeygate} + warm-ups + checks); audit log ${audit.requests} request lines, ${fmt(audit.bytes / Math.max(1, audit.requests))} bytes/line`);
   if (audit.invalid) lines.push(`WARNING: ${audit.invalid} of ${audit.parsed} audit lines checked are not JSON, e.g. ${audit.example}`);
+  for (const [name, r] of Object.entries(external)) lines.push(`${EXTERNAL.find((x) => x.name === name).label}: ${r.error ? `FAILED: ${r.error}` : EXTERNAL.find((x) => x.name === name).summary(r.result)}`);
   const bad = summary.filter((s) => s.errors + s.non2xx > 0);
   if (bad.length) lines.push(`WARNING: errors or non-2xx in ${bad.map((s) => s.target).join(', ')}: those figures are not comparable.`);
   const lowUtil = summary.filter((s) => s.keygateUtilPct !== null && s.keygateUtilPct < 85);
@@ -490,6 +540,7 @@ async function main() {
     checks,
     summary,
     runs,
+    external,
     crossCheck: { metricsAllowed: allowed, measuredRequestsToKeygate: sentToKeygate, auditRequestLines: audit.requests, auditBytes: audit.bytes, auditLinesChecked: audit.parsed, auditLinesInvalid: audit.invalid, keygateCpuSecondsTotal: kgCpuTotal, keygatePeakRssMiB: kgMem.peak, keygateRssMiB: kgMem.current },
   };
   const outDir = join(HERE, 'results');

@@ -11,7 +11,8 @@
 #   bench/shared-candidate.sh run HARNESS [DIR]     prepare, then HARNESS/run.sh with keygate as
 #                                                   the candidate on 127.0.0.1:9443 (API key) and
 #                                                   :9444 (client certificates); other knobs
-#                                                   (ROUNDS, TARGETS, LOADGEN…) pass through
+#                                                   (ROUNDS, TARGETS, LOADGEN…) pass through;
+#                                                   KEYGATE_NODE_FLAGS adds node flags to keygate's
 #
 # keygate.yaml reads the harness's exported variables itself (${ENV} substitution), so the very
 # same file serves whatever ports and files run.sh hands over: BENCH_TLS_CERT, BENCH_TLS_KEY,
@@ -99,7 +100,10 @@ case $cmd in
     [[ $# -eq 2 ]] || die "usage: $0 serve DIR"
     [[ -f $2/keygate.yaml ]] || die "$2/keygate.yaml missing: run $0 prepare first"
     cd "$2"
-    exec node "$CLI" serve -c keygate.yaml
+    # KEYGATE_NODE_FLAGS: V8/Node flags for keygate alone (e.g. --max-semi-space-size=64), not
+    # for the harness's other Node processes as NODE_OPTIONS would be.
+    # shellcheck disable=SC2086
+    exec node ${KEYGATE_NODE_FLAGS:-} "$CLI" serve -c keygate.yaml
     ;;
   run)
     [[ $# -ge 2 ]] || die "usage: $0 run HARNESS [DIR]"

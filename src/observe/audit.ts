@@ -1,9 +1,9 @@
 // Audit log: one JSON line per request and per management action (SPEC §6). Lines are
-// buffered and written asynchronously (sonic-boom), so the request path never waits on the
+// buffered and written asynchronously (line-writer.ts), so the request path never waits on the
 // disk; flush() is called on reload and shutdown. Fields never include a secret, a query
 // string or a header value.
-import { pino } from 'pino';
 import type { Protocol } from '../vocabulary/exchange.js';
+import { LineWriter } from './line-writer.js';
 
 export interface RequestAudit {
   requestId: string;
@@ -56,40 +56,13 @@ export interface AuditDestination {
 /**
  * Opens `output` (stdout, stderr or a file, appended to). One process writes it: with
  * `workers` > 1 that is the supervisor, which receives the workers' lines (workers/).
+ * Lines are copied into large buffers and written in the background (line-writer.ts): at
+ * least 32 KiB per write under load, and at least once a second.
  */
 export function openAuditDestination(output: string): AuditDestination {
   const fd = output === 'stdout' ? 1 : output === 'stderr' ? 2 : undefined;
-  const dest = pino.destination({ ...(fd !== undefined ? { fd } : { dest: output, mkdir: true, append: true }), sync: false, minLength: 4096 });
-  // Lines are written in batches of at least 16 KiB (fewer write calls under load), and at
-  // least once a second.
-  const flushSoon = () => {
-    try {
-      dest.flush();
-    } catch {
-      // not open yet (file destinations open asynchronously): the next tick will do
-    }
-  };
-  const timer = setInterval(flushSoon, 1_000);
-  timer.unref();
-  // Never rejects: a destination still opening (a shutdown right after start) keeps its
-  // buffer, which end() writes once the file is open.
-  const flushNow = () =>
-    new Promise<void>((resolve) => {
-      try {
-        dest.flush(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
-  return {
-    write: (text) => dest.write(text),
-    flush: flushNow,
-    close: async () => {
-      clearInterval(timer);
-      await flushNow();
-      if (fd === undefined) dest.end();
-    },
-  };
+  const w = new LineWriter(fd !== undefined ? { fd } : { file: output });
+  return { write: (text) => w.write(text), flush: () => w.flush(), close: () => w.close() };
 }
 
 export function createAuditSink(output: string): AuditSink {

@@ -4,15 +4,16 @@
 // With workers, the supervisor sums every worker's series (prom-client's AggregatorRegistry);
 // `aggregator` says how a gauge combines instead: timestamps and up/ready flags take the
 // minimum (the earliest expiry, and 0 if any worker is down), which a sum would make nonsense.
-import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client';
 import type { Protocol } from '../vocabulary/exchange.js';
+import { DeferredCounter, FastHistogram } from './request-series.js';
 
 /** `client_closed`: the client went away before the answer was complete. */
 export type Outcome = 'allowed' | 'public' | 'client_closed' | 'bad_request' | 'unauthenticated' | 'forbidden' | 'rate_limited' | 'misdirected' | 'no_route' | 'unavailable' | 'internal_error' | 'upstream_error';
 
 export class KeygateMetrics {
   readonly requests: Counter<'account' | 'auth' | 'outcome' | 'protocol'>;
-  readonly duration: Histogram<'outcome' | 'protocol'>;
+  readonly duration: FastHistogram;
   readonly authFailures: Counter<'reason'>;
   readonly rateLimited: Counter<'account'>;
   readonly upstreamErrors: Counter<'reason'>;
@@ -34,20 +35,19 @@ export class KeygateMetrics {
   /** Called before keygate_credential_expiry_timestamp_seconds is read (observe/inventory-metrics.ts). */
   expirySource: () => void = () => undefined;
   readonly ready: Gauge;
-  private readonly requestChildren = new Map<string, ReturnType<Counter<'account' | 'auth' | 'outcome' | 'protocol'>['labels']>>();
-  private readonly durationChildren = new Map<string, ReturnType<Histogram<'outcome' | 'protocol'>['labels']>>();
+  private readonly requestSeries: DeferredCounter<'account' | 'auth' | 'outcome' | 'protocol'>;
 
   constructor(readonly registry: Registry, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [registry];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'keygate_' });
-    this.requests = new Counter({ name: 'keygate_requests_total', help: 'Requests answered, by account, auth method, outcome and protocol (http/1.1, h2, grpc, websocket).', labelNames: ['account', 'auth', 'outcome', 'protocol'], registers });
-    this.duration = new Histogram({
-      name: 'keygate_request_duration_seconds',
-      help: 'Time from request head to response end (for a WebSocket, to the end of the tunnel).',
-      labelNames: ['outcome', 'protocol'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    this.requestSeries = new DeferredCounter({ name: 'keygate_requests_total', help: 'Requests answered, by account, auth method, outcome and protocol (http/1.1, h2, grpc, websocket).', labelNames: ['account', 'auth', 'outcome', 'protocol'], registers });
+    this.requests = this.requestSeries.counter;
+    this.duration = new FastHistogram(
+      'keygate_request_duration_seconds',
+      'Time from request head to response end (for a WebSocket, to the end of the tunnel).',
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
-    });
+    );
     this.authFailures = new Counter({ name: 'keygate_auth_failures_total', help: 'Failed authentications, by reason.', labelNames: ['reason'], registers });
     this.rateLimited = new Counter({ name: 'keygate_rate_limited_total', help: 'Requests refused by a rate limit, by account ("" for per-IP limits on failed authentication).', labelNames: ['account'], registers });
     this.upstreamErrors = new Counter({ name: 'keygate_upstream_errors_total', help: 'Upstream failures, by reason.', labelNames: ['reason'], registers });
@@ -100,26 +100,19 @@ export class KeygateMetrics {
     }
   }
 
-  /** One request finished; children are cached so the hot path does no label hashing. */
+  /** One request finished: two plain-number updates, folded into prom-client at scrape time (request-series.ts). */
   observeRequest(account: string, auth: string, outcome: Outcome, seconds: number, protocol: Protocol = 'http/1.1'): void {
-    const key = account + '\u0000' + auth + '\u0000' + outcome + '\u0000' + protocol;
-    let c = this.requestChildren.get(key);
-    if (!c) {
-      c = this.requests.labels(account, auth, outcome, protocol);
-      if (this.requestChildren.size < 50_000) this.requestChildren.set(key, c);
-    }
-    c.inc();
     const hk = outcome + '\u0000' + protocol;
-    let h = this.durationChildren.get(hk);
-    if (!h) this.durationChildren.set(hk, (h = this.duration.labels(outcome, protocol)));
-    h.observe(seconds);
+    const key = account + '\u0000' + auth + '\u0000' + hk;
+    if (!this.requestSeries.inc(key)) this.requestSeries.add(key, { account, auth, outcome, protocol });
+    if (!this.duration.observe(hk, seconds)) this.duration.add(hk, { outcome, protocol }, seconds);
   }
 
   /** Drop children of accounts that no longer exist, so deleted accounts do not linger. */
   forgetAccounts(keep: ReadonlySet<string>): void {
-    for (const [key] of this.requestChildren) {
+    this.requestSeries.prune((key) => {
       const account = key.slice(0, key.indexOf('\u0000'));
-      if (account !== '' && !keep.has(account)) this.requestChildren.delete(key);
-    }
+      return account === '' || keep.has(account);
+    });
   }
 }

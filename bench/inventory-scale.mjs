@@ -258,3 +258,5 @@ console.log(`\n### File store at ${total.toLocaleString('en')} credentials (${fu
 console.log(`node ${process.version}, load average ${load} (after the run)\n`);
 console.log('| measure | value | note |\n| --- | ---: | --- |');
 for (const x of rows) console.log(`| ${x.what} | ${x.value} | ${x.note} |`);
+// The last stdout line, one JSON object: what `npm run bench` (bench/run.mjs, EXTERNAL) records.
+console.log(JSON.stringify({ credentials: total, load, rows: Object.fromEntries(rows.map((x) => [x.what, x.value])) }));

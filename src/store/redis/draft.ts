@@ -26,6 +26,8 @@ class Slot {
     readonly owner: Draft,
     readonly base: Readonly<Record<string | symbol, unknown>>,
     readonly key: string,
+    /** Its place in the list the draft was handed out with. */
+    readonly index: number,
   ) {}
 
   writable(): Record<string | symbol, unknown> {
@@ -104,6 +106,8 @@ export class Draft {
   readonly data: StoreData;
   readonly cost: DraftCost = { materialized: 0, compared: 0 };
   private readonly slots: Record<KindCode, Slot[]> = { a: [], t: [], c: [] };
+  /** The lists as handed out, to tell untouched records apart by position (see changes()). */
+  private readonly initial: Record<KindCode, readonly unknown[]>;
 
   constructor(private readonly base: Base) {
     const lists: Record<KindCode, AnyRecord[]> = { a: [], t: [], c: [] };
@@ -112,11 +116,12 @@ export class Draft {
       const slots = this.slots[code];
       const list = lists[code];
       for (const [key, record] of map) {
-        const slot = new Slot(this, record as unknown as Record<string, unknown>, key);
+        const slot = new Slot(this, record as unknown as Record<string, unknown>, key, slots.length);
         slots.push(slot);
         list.push(new Proxy(slot, handler) as unknown as AnyRecord);
       }
     }
+    this.initial = { a: [...lists.a], t: [...lists.t], c: [...lists.c] };
     this.data = { version: 1, accounts: lists.a as StoreData['accounts'], tokens: lists.t as StoreData['tokens'], certificates: lists.c as StoreData['certificates'] };
   }
 
@@ -136,15 +141,29 @@ export class Draft {
       const map = this.base.mapOf(code);
       // Keys listed by records that are not untouched bases (new, changed, foreign).
       const listed = new Set<string>();
+      // Lists keep their order (push appends, filter drops): walked beside the list as handed
+      // out, a record is known by a pointer comparison; only where the two part (after a
+      // removal, at an added or moved record) is the proxy asked which record it stands for.
+      const initial = this.initial[code];
+      let at = 0;
       for (const item of list as unknown[]) {
-        const slot = typeof item === 'object' && item !== null ? ((item as Record<symbol, unknown>)[SLOT] as Slot | undefined) : undefined;
-        const own = slot !== undefined && slot.owner === this;
-        if (own && slot.copy === undefined) {
-          slot.seen = true;
+        // The slot of this draft's list the item is, or undefined (a new record, another
+        // draft's, another list's).
+        let own: Slot | undefined;
+        if (at < initial.length && item === initial[at]) own = this.slots[code][at++];
+        else if (typeof item === 'object' && item !== null) {
+          const slot = (item as Record<symbol, unknown>)[SLOT] as Slot | undefined;
+          if (slot !== undefined && slot.owner === this && this.slots[code][slot.index] === slot) {
+            own = slot;
+            at = slot.index + 1;
+          }
+        }
+        if (own && own.copy === undefined) {
+          own.seen = true;
           continue;
         }
         this.cost.materialized++;
-        const json = JSON.stringify(own ? slot.copy : item);
+        const json = JSON.stringify(own ? own.copy : item);
         if (json === undefined) throw new TypeError(`update: an item of data.${LIST[code]} is not a record`);
         const record = JSON.parse(json) as AnyRecord;
         if (typeof record !== 'object' || record === null || Array.isArray(record)) throw new TypeError(`update: an item of data.${LIST[code]} is not a record`);
@@ -153,7 +172,7 @@ export class Draft {
         if (old !== undefined) {
           this.cost.compared++;
           if (sameRecord(old, record)) {
-            if (own && slot.key === key) slot.seen = true;
+            if (own && own.key === key) own.seen = true;
             else listed.add(key);
             continue;
           }

@@ -3,7 +3,7 @@
 // own records are never changed through a draft, and the draft touches only what changed.
 import { describe, expect, it } from 'vitest';
 import { diffStoreData } from '../../src/store/diff.js';
-import { createAccount, createToken, deleteToken, revokeToken, updateAccount } from '../../src/store/operations.js';
+import { createAccount, createToken, deleteToken, findAccount, findToken, revokeToken, updateAccount } from '../../src/store/operations.js';
 import { copies, Inventory } from '../../src/store/redis/inventory.js';
 import type { StoreData } from '../../src/store/types.js';
 import { TestClock } from './conformance.js';
@@ -109,5 +109,34 @@ describe('a draft costs what it changes', () => {
     const other = inv.draft();
     (other.data.tokens as unknown[]).push(7);
     expect(() => other.changes()).toThrow(/not a record/);
+  });
+});
+
+describe("a draft's lookup (findToken, findAccount without a scan)", () => {
+  const inv = inventoryOf((d) => {
+    for (let i = 0; i < 3; i++) createAccount(d, { name: `a${i}` }, clock.ctx());
+    for (let i = 0; i < 30; i++) createToken(d, { account: `a${i % 3}` }, clock.ctx());
+  });
+
+  it('finds the record the scan would find, and only while it is still listed', () => {
+    const draft = inv.draft();
+    const id = draft.data.tokens[17]!.id;
+    expect(findToken(draft.data, id)).toBe(draft.data.tokens[17]);
+    expect(findAccount(draft.data, 'a1')).toBe(draft.data.accounts[1]);
+    draft.data.tokens = draft.data.tokens.filter((t) => t.id !== id);
+    expect(() => findToken(draft.data, id)).toThrow(/no token/);
+    // A record renamed in the draft is no longer found under its old key.
+    draft.data.accounts[1]!.name = 'other';
+    expect(() => findAccount(draft.data, 'a1')).toThrow(/no account/);
+  });
+
+  it('stays right after records were removed and added (places shift)', () => {
+    const view = inv.view();
+    inv.applyOwn([{ op: 'delete', kind: 'token', key: view.tokens[3]!.id }]);
+    const added = { ...view.tokens[0]!, id: 'tok_added1', hash: 'f'.repeat(64) };
+    inv.applyOwn([{ op: 'put', kind: 'token', record: added }]);
+    const draft = inv.draft();
+    for (const t of inv.view().tokens) expect(findToken(draft.data, t.id).id).toBe(t.id);
+    expect(() => findToken(draft.data, view.tokens[3]!.id)).toThrow(/no token/);
   });
 });

@@ -50,7 +50,7 @@ export class Inventory {
     try {
       value = JSON.parse(json) as unknown;
     } catch {
-      this.mapOf(code).delete(key);
+      this.remove(code, key);
       this.problem(code, key, 'not valid JSON');
       return;
     }
@@ -73,6 +73,7 @@ export class Inventory {
     order(this.accounts, (a) => a.name);
     order(this.tokens, (t) => t.id);
     order(this.certificates, (c) => c.id);
+    this.positions = { a: undefined, t: undefined, c: undefined };
     return this;
   }
 
@@ -86,7 +87,7 @@ export class Inventory {
       const map = this.mapOf(code);
       if (value === null) {
         this.problems.delete(`${code}:${key}`);
-        if (map.delete(key)) out.push({ op: 'delete', kind: KIND[code], key });
+        if (this.remove(code, key)) out.push({ op: 'delete', kind: KIND[code], key });
         continue;
       }
       const had = map.has(key);
@@ -105,9 +106,8 @@ export class Inventory {
   applyOwn(changes: readonly StoreChange[]): void {
     for (const c of changes) {
       const code = c.kind === 'account' ? 'a' : c.kind === 'token' ? 't' : 'c';
-      const map = this.mapOf(code);
-      if (c.op === 'delete') map.delete(c.key);
-      else map.set(keyOf(c.kind, c.record), c.record);
+      if (c.op === 'delete') this.remove(code, c.key);
+      else this.put(code, keyOf(c.kind, c.record), c.record);
     }
   }
 
@@ -130,20 +130,49 @@ export class Inventory {
     return this.accounts.size + this.tokens.size + this.certificates.size;
   }
 
+  /**
+   * The place of `key` in its map's order (the order a draft lists the records in), so that a
+   * draft finds a record without a scan. Built on first use and kept while records are only
+   * replaced or added (a Map keeps a replaced key's place and appends a new one); a removal
+   * shifts the places after it, so the next use builds it again.
+   */
+  positionOf(code: KindCode, key: string): number | undefined {
+    let positions = this.positions[code];
+    if (positions === undefined) {
+      positions = this.positions[code] = new Map();
+      for (const k of this.mapOf(code).keys()) positions.set(k, positions.size);
+    }
+    return positions.get(key);
+  }
+
+  private positions: Record<KindCode, Map<string, number> | undefined> = { a: undefined, t: undefined, c: undefined };
+
+  private put(code: KindCode, key: string, record: AnyRecord): void {
+    const map = this.mapOf(code);
+    const positions = this.positions[code];
+    if (positions !== undefined && !map.has(key)) positions.set(key, map.size);
+    map.set(key, record);
+  }
+
+  private remove(code: KindCode, key: string): boolean {
+    const removed = this.mapOf(code).delete(key);
+    if (removed) this.positions[code] = undefined;
+    return removed;
+  }
+
   mapOf(code: KindCode): Map<string, AnyRecord> {
     return (code === 'a' ? this.accounts : code === 't' ? this.tokens : this.certificates) as Map<string, AnyRecord>;
   }
 
   /** Validates and stores one record (or drops what was under `key` and records the problem). */
   private take(code: KindCode, key: string, value: unknown): AnyRecord | undefined {
-    const map = this.mapOf(code);
     const record = this.validate(code, key, value);
     if (record === undefined) {
-      map.delete(key);
+      this.remove(code, key);
       return undefined;
     }
     if (this.problems.size > 0) this.problems.delete(`${code}:${key}`);
-    map.set(key, record);
+    this.put(code, key, record);
     return record;
   }
 

@@ -5,8 +5,8 @@
 //
 // Measures: the import of the inventory (one update), a follower's initial snapshot (time and
 // RSS, in a fresh process, with the index a proxy would build), a revocation's time to 3
-// follower processes, one update (token create) at that size in a warm process and in a fresh
-// process (as a CLI command), Redis memory, and the latency of a rate-limit check with Redis vs
+// follower processes, one update (token create) at that size in a warm process (with what it
+// copied and compared) and in a fresh process (as a CLI command), Redis memory, and the latency of a rate-limit check with Redis vs
 // in memory, in the same run. Uses its own key prefix and deletes it at the end.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -139,7 +139,7 @@ try {
     await writer.update((d) => createToken(d, { account: 'svc-0' }, ctx()));
     warm.push(performance.now() - t);
   }
-  results.updateWarm = { p50: ms(pct(warm, 50)), max: ms(Math.max(...warm)) };
+  results.updateWarm = { p50: ms(pct(warm, 50)), max: ms(Math.max(...warm)), cost: writer.lastUpdate, note: 'cost: records serialized (materialized), compared and copied by the last update' };
   const cliScript = join(work, 'cli.mjs');
   writeFileSync(cliScript, CLI);
   const cold = [];

@@ -3,7 +3,8 @@
 // limited request cost at that size.
 //
 //   npm run build && node bench/fleet-replicas.mjs
-//   (REDIS_URL, COUNT, REPLICAS, REVOCATIONS, CLI_RUNS, REQUESTS; KEEP=1 keeps the temp folder)
+//   (REDIS_URL, COUNT, REPLICAS, REVOCATIONS, CLI_RUNS, REQUESTS; KEEP=1 keeps the temp folder;
+//   CPU_PROF_DIR=DIR profiles each replica)
 //
 // Measures, in one run:
 // - a replica's start-up (spawn → "keygate listening": connect, snapshot, check, index) and
@@ -11,7 +12,7 @@
 // - a revocation through one replica's admin API, from the call to the moment every replica
 //   answers 401 for the token (each replica probed with the token over keep-alive HTTPS), and
 //   how long a request to a replica stalls while changes are applied (a prober running beside);
-// - CLI command times against that inventory: token create, token list, token revoke;
+// - CLI command times against that inventory: token create, token list, token revoke, account show;
 // - a /metrics scrape at that size;
 // - the latency a Redis limit adds to a request: sequential and 16-in-flight requests through
 //   a replica on store.redis and through one on the file store, same policy, same run.
@@ -40,12 +41,12 @@ const { hashToken, mintToken, newId } = await dist('store/token-format.js');
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 const COUNT = Number(process.env.COUNT ?? 100_000);
 const REPLICAS = Number(process.env.REPLICAS ?? 3);
-const REVOCATIONS = Number(process.env.REVOCATIONS ?? 20);
+const REVOCATIONS = Number(process.env.REVOCATIONS ?? 40);
 const CLI_RUNS = Number(process.env.CLI_RUNS ?? 3);
 const REQUESTS = Number(process.env.REQUESTS ?? 2_000);
 const prefix = `kgbench:${randomBytes(4).toString('hex')}:`;
 const work = mkdtempSync(join(tmpdir(), 'kg-fleet-replicas-'));
-const results = { count: COUNT, replicas: REPLICAS, redis: REDIS_URL };
+const results = { count: COUNT, replicas: REPLICAS, redis: REDIS_URL, loadAverageAtStart: (await import('node:os')).loadavg().map((x) => Math.round(x * 10) / 10) };
 
 const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -93,6 +94,9 @@ roles:
 policies:
   # A bucket is taken on every request (one Redis round trip), far above what is sent.
   default: { rate: 1000000/s, burst: 1000000 }
+# Every revocation is probed until refused, a failed authentication each: more than the default
+# budget of 30 per client address, which would turn the later probes into 429s on its own clock.
+authFailures: { rate: 100/s, burst: 100000 }
 ${store}
 audit: { output: audit.log }
 log: { level: info }
@@ -104,7 +108,9 @@ shutdown: { drainTimeout: 2s }
 
 async function startReplica(configFile, name) {
   const t0 = performance.now();
-  const child = start(process.execPath, [CLI, 'serve', '-c', configFile], { cwd: work });
+  // CPU_PROF_DIR: each replica writes a CPU profile there when it stops.
+  const prof = process.env.CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF_DIR}`] : [];
+  const child = start(process.execPath, [...prof, CLI, 'serve', '-c', configFile], { cwd: work });
   const log = [];
   const ready = waitForLine(child, 'stderr', (line) => (line.includes('keygate listening') ? JSON.parse(line) : undefined), 180_000, name);
   const listening = await ready;
@@ -163,14 +169,18 @@ function adminCall(port, method, path, token, body) {
   });
 }
 
-/** Polls every replica with `secret` until each answers `status`; ms since `t0` when the last did. */
-async function untilAll(replicas, secret, status, t0, timeoutMs = 10_000) {
+/**
+ * Polls every replica with `secret` until each refuses it; ms since `t0` when the last did. A
+ * refused token is 401, or 429 once this client's failed-authentication bucket is empty (after
+ * some thirty refusals from one address): both mean the revocation is enforced.
+ */
+async function untilAll(replicas, secret, t0, timeoutMs = 10_000) {
   const seen = await Promise.all(
     replicas.map(async (r) => {
       const deadline = performance.now() + timeoutMs;
       for (;;) {
         const s = await call(r.port, { token: secret });
-        if (s === status) return performance.now() - t0;
+        if (s === 401 || s === 429) return performance.now() - t0;
         if (performance.now() > deadline) throw new Error(`${r.name}: still ${s} after ${timeoutMs} ms`);
         await new Promise((res) => setTimeout(res, 2));
       }
@@ -207,6 +217,7 @@ try {
   const replicas = [await startReplica(redisConfigFile, 'replica-0')];
   replicas.push(...(await Promise.all(Array.from({ length: REPLICAS - 1 }, (_, i) => startReplica(redisConfigFile, `replica-${i + 1}`)))));
   await new Promise((res) => setTimeout(res, 2_000));
+  results.loadAverageAfterStartup = (await import('node:os')).loadavg().map((x) => r1(x));
   results.startup = {
     aloneMs: r1(replicas[0].startMs),
     togetherMs: replicas.slice(1).map((r) => r1(r.startMs)),
@@ -252,22 +263,25 @@ try {
     const res = await adminCall(replicas[0].adminPort, 'POST', `/admin/v1/tokens/${id}/revoke`, adminSecret, { reason: 'bench' });
     if (res.status !== 200) throw new Error(`revoke ${id}: ${res.status} ${res.text}`);
     apiOnly.push(performance.now() - t0);
-    revocation.push(await untilAll(replicas, secret, 401, t0));
+    revocation.push(await untilAll(replicas, secret, t0));
   }
   probing = false;
   await prober;
+  results.loadAverageAfterRevocations = (await import('node:os')).loadavg().map((x) => r1(x));
   results.revocation = {
     toAllReplicas: summary(revocation),
     adminApiCall: summary(apiOnly),
+    series: revocation.map((x, i) => [Math.round(apiOnly[i]), Math.round(x)]),
     requestLatencyIdleMs: summary(idle),
     requestLatencyWhileRevokingMs: summary(stalls),
-    note: 'ms from the admin API call (replica 0) to the last replica answering 401; requests to replica 1 meanwhile show what applying a change stalls',
+    note: 'ms from the admin API call (replica 0) to the last replica refusing the token, 401 or 429 (series: [call, to all] per revocation, in order); requests to replica 1 meanwhile show what applying a change stalls',
   };
 
   // ---- CLI at that size
   const creates = [];
   const lists = [];
   const revokes = [];
+  const shows = [];
   for (let i = 0; i < CLI_RUNS; i++) {
     const c = await cli(['token', 'create', '--account', 'svc-0', '--json'], redisConfigFile);
     creates.push(c.ms);
@@ -276,9 +290,10 @@ try {
     const t0 = performance.now();
     const rv = await cli(['token', 'revoke', created.id], redisConfigFile);
     revokes.push(rv.ms);
-    if (i === 0) results.cliRevocationToAllReplicasMs = r1(await untilAll(replicas, created.token, 401, t0));
+    if (i === 0) results.cliRevocationToAllReplicasMs = r1(await untilAll(replicas, created.token, t0));
+    shows.push((await cli(['account', 'show', `svc-${i + 1}`], redisConfigFile)).ms);
   }
-  results.cli = { tokenCreate: summary(creates), tokenList: summary(lists), tokenRevoke: summary(revokes), note: 'ms per command: node start, config, connect, snapshot of the inventory, the command, exit' };
+  results.cli = { tokenCreate: summary(creates), tokenList: summary(lists), tokenRevoke: summary(revokes), accountShow: summary(shows), note: 'ms per command: node start, config, connect, snapshot of the inventory, the command, exit' };
 
   // ---- limit latency: store.redis vs the file store, same policy, same run
   const fileConfigFile = join(work, 'keygate-file.yaml');

@@ -88,14 +88,39 @@ function checkText(what: string, v: string | undefined, max: number): string {
   return s;
 }
 
+/**
+ * A lookup a store may attach to the data it hands CredentialStore.update (the Redis store's
+ * draft does, store/redis/draft.ts): finding one record among 100,000 is then a map lookup, not
+ * a scan that, through a copy-on-write draft, costs tens of milliseconds. Only a hint: what it
+ * names is taken only if it still carries that key and is still in the list (keys are unique),
+ * so a list the mutation changed is searched as before.
+ */
+export const RECORD_LOOKUP: unique symbol = Symbol('keygate.recordLookup');
+
+export interface RecordLookup {
+  account(name: string): AccountRecord | undefined;
+  token(id: string): TokenRecord | undefined;
+}
+
+function lookup(data: StoreData): RecordLookup | undefined {
+  return (data as StoreData & { [RECORD_LOOKUP]?: RecordLookup })[RECORD_LOOKUP];
+}
+
+/** The hinted record if it is the one (its key, in the list; includes compares identities, no field is read). */
+function hinted<R>(list: readonly R[], hit: R | undefined, matches: (r: R) => boolean): R | undefined {
+  return hit !== undefined && matches(hit) && list.includes(hit) ? hit : undefined;
+}
+
 export function findAccount(data: StoreData, name: string): AccountRecord {
-  const a = data.accounts.find((x) => x.name === name);
+  const is = (x: AccountRecord) => x.name === name;
+  const a = hinted(data.accounts, lookup(data)?.account(name), is) ?? data.accounts.find(is);
   if (!a) throw new OperationError('not_found', `no account named "${name}"`);
   return a;
 }
 
 export function findToken(data: StoreData, id: string): TokenRecord {
-  const t = data.tokens.find((x) => x.id === id);
+  const is = (x: TokenRecord) => x.id === id;
+  const t = hinted(data.tokens, lookup(data)?.token(id), is) ?? data.tokens.find(is);
   if (!t) throw new OperationError('not_found', `no token with id "${id}"`);
   return t;
 }

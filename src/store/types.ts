@@ -99,7 +99,9 @@ export interface StoreProblem {
  * it cannot bridge (a reconnect that outlived the change log) it delivers a snapshot again.
  * Revisions only grow. Data that does not even validate (a hand edit) is reported with
  * onRejected and skipped. Whether the follower can use a version (cross-checks against its
- * config) is the follower's business (runtime/inventory.ts).
+ * config) is the follower's business (runtime/inventory.ts). What is delivered is read-only:
+ * the Redis store hands every feed the same frozen records it holds itself, so that a large
+ * inventory is in memory once.
  */
 export interface StoreFeed {
   /** The whole inventory as of `revision`. */

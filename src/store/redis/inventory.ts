@@ -2,28 +2,30 @@
 // from Redis. Changes are applied record by record (cost proportional to the change), and a
 // record that does not validate (a hand edit in redis-cli) is left out and reported: a token
 // that cannot be read admits no one.
-import { diffStoreData } from '../diff.js';
+//
+// The records are frozen and shared: the same objects serve the store's own copy, what the
+// feeds are given (runtime/credential-index.ts keeps them) and the base of every update's draft
+// (draft.ts), so that 100,000 credentials are held once, not once per holder. Whoever wants to
+// change one gets a copy (copy(), or the draft's copy-on-write).
 import { storeSchema } from '../schema.js';
 import type { AccountRecord, CertBindingRecord, StoreChange, StoreData, StoreProblem, TokenRecord } from '../types.js';
+import { Draft } from './draft.js';
 import type { KindCode } from './keys.js';
+import { isCompleteRecord } from './record-check.js';
 
-type AnyRecord = AccountRecord | TokenRecord | CertBindingRecord;
+export type AnyRecord = AccountRecord | TokenRecord | CertBindingRecord;
 
-const LIST: Record<KindCode, 'accounts' | 'tokens' | 'certificates'> = { a: 'accounts', t: 'tokens', c: 'certificates' };
-const KIND: Record<KindCode, StoreChange['kind']> = { a: 'account', t: 'token', c: 'certificate' };
-
-export interface RawRecords {
-  a: Map<string, string>;
-  t: Map<string, string>;
-  c: Map<string, string>;
-}
-
-export function emptyRaw(): RawRecords {
-  return { a: new Map(), t: new Map(), c: new Map() };
-}
+export const LIST: Record<KindCode, 'accounts' | 'tokens' | 'certificates'> = { a: 'accounts', t: 'tokens', c: 'certificates' };
+export const KIND: Record<KindCode, StoreChange['kind']> = { a: 'account', t: 'token', c: 'certificate' };
 
 export function keyOf(kind: StoreChange['kind'], record: AnyRecord): string {
   return kind === 'account' ? (record as AccountRecord).name : (record as TokenRecord).id;
+}
+
+/** Freezes a record and its lists (records are flat: fields and arrays of strings). */
+export function freezeRecord<R extends object>(r: R): R {
+  for (const k in r) if (Array.isArray(r[k])) Object.freeze(r[k]);
+  return Object.freeze(r);
 }
 
 export class Inventory {
@@ -39,55 +41,40 @@ export class Inventory {
     private readonly where: string,
   ) {}
 
-  /** Builds an inventory from raw hash contents (a snapshot). */
-  static fromRaw(raw: RawRecords, revision: number, epoch: string, where: string): Inventory {
-    const inv = new Inventory(revision, epoch, where);
-    const parsed: StoreData = { version: 1, accounts: [], tokens: [], certificates: [] };
-    const keys: Record<KindCode, string[]> = { a: [], t: [], c: [] };
-    for (const code of ['a', 't', 'c'] as const) {
-      for (const [key, json] of raw[code]) {
-        const value = inv.parseJson(code, key, json);
-        if (value === undefined) continue;
-        (parsed[LIST[code]] as unknown[]).push(value);
-        keys[code].push(key);
-      }
+  /**
+   * One hash field of a snapshot scan, taken in as it arrives (so that the scan never holds the
+   * whole inventory as text beside the parsed records).
+   */
+  ingest(code: KindCode, key: string, json: string): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(json) as unknown;
+    } catch {
+      this.remove(code, key);
+      this.problem(code, key, 'not valid JSON');
+      return;
     }
-    // One validation of everything (fast path); on failure, find and drop the bad records.
-    const result = storeSchema.safeParse(parsed);
-    let data: StoreData;
-    if (result.success) data = result.data;
-    else {
-      const bad = new Map<string, { code: KindCode; key: string; messages: string[] }>();
-      for (const issue of result.error.issues) {
-        const [list, index] = issue.path;
-        const code = (Object.keys(LIST) as KindCode[]).find((c) => LIST[c] === list);
-        if (code === undefined || typeof index !== 'number') continue;
-        const id = `${code}:${index}`;
-        if (!bad.has(id)) bad.set(id, { code, key: keys[code][index]!, messages: [] });
-        bad.get(id)!.messages.push(`${issue.path.slice(2).join('.') || 'record'}: ${issue.message}`);
-      }
-      for (const b of bad.values()) inv.problem(b.code, b.key, b.messages.join('; '));
-      const keep = <T>(code: KindCode, list: T[]) => list.filter((_, i) => !bad.has(`${code}:${i}`));
-      for (const code of ['a', 't', 'c'] as const) keys[code] = keep(code, keys[code]);
-      data = storeSchema.parse({ version: 1, accounts: keep('a', parsed.accounts), tokens: keep('t', parsed.tokens), certificates: keep('c', parsed.certificates) });
-    }
-    const put = <R extends AnyRecord>(code: KindCode, list: R[], map: Map<string, R>) =>
-      list.forEach((r, i) => {
-        const key = keys[code][i]!;
-        if (keyOf(KIND[code], r) === key) map.set(key, r);
-        else inv.problem(code, key, `the record's own key is "${keyOf(KIND[code], r)}"`);
-      });
-    // Hash order is Redis's own; creation order (then key) keeps listings stable and familiar.
-    const byCreation = <R extends AnyRecord>(code: KindCode, list: R[]) => {
-      const order = list.map((r, i) => i).sort((x, y) => list[x]!.createdAt.localeCompare(list[y]!.createdAt) || (keys[code][x]! < keys[code][y]! ? -1 : 1));
-      keys[code] = order.map((i) => keys[code][i]!);
-      return order.map((i) => list[i]!);
+    this.take(code, key, value);
+  }
+
+  /**
+   * The end of a snapshot: records in creation order (then key). Hash order is Redis's own;
+   * creation order keeps listings stable and familiar. Compared as strings, not with
+   * localeCompare, which at 100,000 records cost more than reading them.
+   */
+  finish(): this {
+    const order = <R extends AnyRecord>(map: Map<string, R>, key: (r: R) => string) => {
+      const list = [...map.values()];
+      list.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+      map.clear();
+      for (const r of list) map.set(key(r), r);
     };
-    data = { version: 1, accounts: byCreation('a', data.accounts), tokens: byCreation('t', data.tokens), certificates: byCreation('c', data.certificates) };
-    put('a', data.accounts, inv.accounts);
-    put('t', data.tokens, inv.tokens);
-    put('c', data.certificates, inv.certificates);
-    return inv;
+    // Every record was stored under its own key (validate() sees to that).
+    order(this.accounts, (a) => a.name);
+    order(this.tokens, (t) => t.id);
+    order(this.certificates, (c) => c.id);
+    this.positions = { a: undefined, t: undefined, c: undefined };
+    return this;
   }
 
   /**
@@ -96,38 +83,35 @@ export class Inventory {
    */
   applyRaw(changes: ReadonlyArray<readonly [KindCode, string, unknown]>, rejected: StoreProblem[] = []): StoreChange[] {
     const out: StoreChange[] = [];
-    for (const [code, key, json] of changes) {
+    for (const [code, key, value] of changes) {
       const map = this.mapOf(code);
-      const pkey = `${code}:${key}`;
-      if (json === null) {
-        this.problems.delete(pkey);
-        if (map.delete(key)) out.push({ op: 'delete', kind: KIND[code], key });
+      if (value === null) {
+        this.problems.delete(`${code}:${key}`);
+        if (this.remove(code, key)) out.push({ op: 'delete', kind: KIND[code], key });
         continue;
       }
-      const record = this.validateOne(code, key, json);
+      const had = map.has(key);
+      const record = this.take(code, key, value);
       if (record === undefined) {
-        rejected.push(this.problems.get(pkey)!);
-        if (map.delete(key)) out.push({ op: 'delete', kind: KIND[code], key });
+        rejected.push(this.problems.get(`${code}:${key}`)!);
+        if (had) out.push({ op: 'delete', kind: KIND[code], key });
         continue;
       }
-      this.problems.delete(pkey);
-      map.set(key, record);
       out.push({ op: 'put', kind: KIND[code], record } as StoreChange);
     }
     return out;
   }
 
-  /** Applies changes this process committed (already valid records). */
+  /** Applies changes this process committed (records already frozen, as draft.ts makes them). */
   applyOwn(changes: readonly StoreChange[]): void {
     for (const c of changes) {
       const code = c.kind === 'account' ? 'a' : c.kind === 'token' ? 't' : 'c';
-      const map = this.mapOf(code);
-      if (c.op === 'delete') map.delete(c.key);
-      else map.set(keyOf(c.kind, c.record), c.record);
+      if (c.op === 'delete') this.remove(code, c.key);
+      else this.put(code, keyOf(c.kind, c.record), c.record);
     }
   }
 
-  /** The records as StoreData, sharing the record objects (read-only use). */
+  /** The records as StoreData, sharing the (frozen) record objects. */
   view(): StoreData {
     return { version: 1, accounts: [...this.accounts.values()], tokens: [...this.tokens.values()], certificates: [...this.certificates.values()] };
   }
@@ -137,64 +121,79 @@ export class Inventory {
     return { version: 1, accounts: [...this.accounts.values()].map(copyRecord), tokens: [...this.tokens.values()].map(copyRecord), certificates: [...this.certificates.values()].map(copyRecord) };
   }
 
-  /**
-   * What turns this inventory into `draft` (a changed copy()), as diffStoreData says it: a cheap
-   * field-by-field pass finds the few records that can differ, and diffStoreData decides on
-   * those alone, so that one token created in an inventory of 100,000 does not cost 100,000
-   * deep comparisons. Synchronous: nothing changes the maps meanwhile.
-   */
-  diff(draft: StoreData): StoreChange[] {
-    const prev: StoreData = { version: 1, accounts: [], tokens: [], certificates: [] };
-    const next: StoreData = { version: 1, accounts: [], tokens: [], certificates: [] };
-    const pick = <R extends AnyRecord>(kind: StoreChange['kind'], map: Map<string, R>, list: R[], into: (d: StoreData) => R[]) => {
-      const seen = new Set<string>();
-      for (const r of list) {
-        const key = keyOf(kind, r);
-        seen.add(key);
-        const old = map.get(key);
-        if (old === undefined || !sameRecord(old, r)) {
-          into(next).push(r);
-          if (old !== undefined) into(prev).push(old);
-        }
-      }
-      for (const [key, old] of map) if (!seen.has(key)) into(prev).push(old);
-    };
-    pick('account', this.accounts, draft.accounts, (d) => d.accounts);
-    pick('token', this.tokens, draft.tokens, (d) => d.tokens);
-    pick('certificate', this.certificates, draft.certificates, (d) => d.certificates);
-    return diffStoreData(prev, next);
+  /** A copy-on-write draft of this revision for one update (draft.ts). */
+  draft(): Draft {
+    return new Draft(this);
   }
 
   get size(): number {
     return this.accounts.size + this.tokens.size + this.certificates.size;
   }
 
-  private mapOf(code: KindCode): Map<string, AnyRecord> {
+  /**
+   * The place of `key` in its map's order (the order a draft lists the records in), so that a
+   * draft finds a record without a scan. Built on first use and kept while records are only
+   * replaced or added (a Map keeps a replaced key's place and appends a new one); a removal
+   * shifts the places after it, so the next use builds it again.
+   */
+  positionOf(code: KindCode, key: string): number | undefined {
+    let positions = this.positions[code];
+    if (positions === undefined) {
+      positions = this.positions[code] = new Map();
+      for (const k of this.mapOf(code).keys()) positions.set(k, positions.size);
+    }
+    return positions.get(key);
+  }
+
+  private positions: Record<KindCode, Map<string, number> | undefined> = { a: undefined, t: undefined, c: undefined };
+
+  private put(code: KindCode, key: string, record: AnyRecord): void {
+    const map = this.mapOf(code);
+    const positions = this.positions[code];
+    if (positions !== undefined && !map.has(key)) positions.set(key, map.size);
+    map.set(key, record);
+  }
+
+  private remove(code: KindCode, key: string): boolean {
+    const removed = this.mapOf(code).delete(key);
+    if (removed) this.positions[code] = undefined;
+    return removed;
+  }
+
+  mapOf(code: KindCode): Map<string, AnyRecord> {
     return (code === 'a' ? this.accounts : code === 't' ? this.tokens : this.certificates) as Map<string, AnyRecord>;
   }
 
-  private parseJson(code: KindCode, key: string, json: string): unknown {
-    try {
-      return JSON.parse(json) as unknown;
-    } catch {
-      this.problem(code, key, 'not valid JSON');
+  /** Validates and stores one record (or drops what was under `key` and records the problem). */
+  private take(code: KindCode, key: string, value: unknown): AnyRecord | undefined {
+    const record = this.validate(code, key, value);
+    if (record === undefined) {
+      this.remove(code, key);
       return undefined;
     }
+    if (this.problems.size > 0) this.problems.delete(`${code}:${key}`);
+    this.put(code, key, record);
+    return record;
   }
 
-  private validateOne(code: KindCode, key: string, value: unknown): AnyRecord | undefined {
-    const list = LIST[code];
-    const result = storeSchema.safeParse({ version: 1, [list]: [value] });
-    if (!result.success) {
-      this.problem(code, key, result.error.issues.map((i) => `${i.path.slice(2).join('.') || 'record'}: ${i.message}`).join('; '));
-      return undefined;
+  /** The fast check first (record-check.ts), zod for anything else. */
+  private validate(code: KindCode, key: string, value: unknown): AnyRecord | undefined {
+    let record: AnyRecord;
+    if (isCompleteRecord(code, value)) record = value as AnyRecord;
+    else {
+      const list = LIST[code];
+      const result = storeSchema.safeParse({ version: 1, [list]: [value] });
+      if (!result.success) {
+        this.problem(code, key, result.error.issues.map((i) => `${i.path.slice(2).join('.') || 'record'}: ${i.message}`).join('; '));
+        return undefined;
+      }
+      record = (result.data[list] as AnyRecord[])[0]!;
     }
-    const record = (result.data[list] as AnyRecord[])[0]!;
     if (keyOf(KIND[code], record) !== key) {
       this.problem(code, key, `the record's own key is "${keyOf(KIND[code], record)}"`);
       return undefined;
     }
-    return record;
+    return freezeRecord(record);
   }
 
   private problem(code: KindCode, key: string, message: string): void {
@@ -202,22 +201,12 @@ export class Inventory {
   }
 }
 
-function copyRecord<R extends object>(r: R): R {
+/** Counts record copies, so that a test can tell an update that copied the inventory (store.ts lastUpdate). */
+export const copies = { count: 0 };
+
+export function copyRecord<R extends object>(r: R): R {
+  copies.count++;
   const out = { ...r } as Record<string, unknown>;
   for (const k in out) if (Array.isArray(out[k])) out[k] = [...(out[k] as unknown[])];
   return out as R;
-}
-
-/** Same fields with the same values; arrays compared element by element (records are flat). */
-function sameRecord(a: object, b: object): boolean {
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) {
-    const x = (a as Record<string, unknown>)[k];
-    const y = (b as Record<string, unknown>)[k];
-    if (x === y) continue;
-    if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return false;
-    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  }
-  return true;
 }

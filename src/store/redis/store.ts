@@ -14,8 +14,9 @@ import type { CredentialStore, DataProblem, StoreChange, StoreData, StoreFeed, S
 import { connect, describeRedis, disconnect, whenReady } from './client.js';
 import { Wakeups } from './feed.js';
 import { errorText, StoreHealth, type StoreObserver, type StoreOp } from './health.js';
-import { keyOf, type Inventory } from './inventory.js';
-import { inventoryKeys, KIND_CODE, type InventoryKeys, type KindCode } from './keys.js';
+import type { PreparedChange } from './draft.js';
+import { copies, type Inventory } from './inventory.js';
+import { inventoryKeys, type InventoryKeys } from './keys.js';
 import { COMMIT, MERGE_USAGE, RAISE, runScript } from './scripts.js';
 import { bridges, readChanges, readSnapshot, type LogEntry } from './sync.js';
 
@@ -82,6 +83,11 @@ export class RedisStore implements CredentialStore {
   private wakeups: Wakeups | undefined;
   private everReady = false;
   private closed = false;
+  /**
+   * What the last update() cost: attempts, changes committed, records serialized or compared by
+   * the draft, record copies made (by anything) while it ran. For tests and benchmarks.
+   */
+  lastUpdate: { attempts: number; changes: number; materialized: number; compared: number; copied: number } | undefined;
 
   constructor(
     private readonly config: RedisConfig,
@@ -127,19 +133,42 @@ export class RedisStore implements CredentialStore {
     return { data: inv.copy(), problems: [...inv.problems.values()] };
   }
 
+  /**
+   * Read-modify-write against this process's copy at its revision: the copy is brought up to
+   * date from the change log (one round trip when nothing is new), the mutation runs on a
+   * copy-on-write draft of it (draft.ts), and only the changed records go to the commit script,
+   * which refuses if the revision moved meanwhile; then the mutation runs again on the newer
+   * data. The cost is that of the change, not of the inventory: no copy, no full comparison.
+   */
   async update<T>(mutate: (data: StoreData) => T, meta?: { actor?: string }): Promise<T> {
     const actor = meta?.actor ?? this.opts.actor ?? null;
+    const copiesBefore = copies.count;
+    const cost = { attempts: 0, changes: 0, materialized: 0, compared: 0, copied: 0 };
+    const done = () => (this.lastUpdate = { ...cost, copied: copies.count - copiesBefore });
     for (let attempt = 1; attempt <= UPDATE_ATTEMPTS; attempt++) {
       const inv = await this.current('update');
       const revision = inv.revision;
       const epoch = inv.epoch;
-      const draft = inv.copy();
-      const result = mutate(draft);
-      const changes = inv.diff(draft);
-      if (changes.length === 0) return result;
+      const draft = inv.draft();
+      cost.attempts = attempt;
+      let result: T;
+      let changes: PreparedChange[];
+      try {
+        result = mutate(draft.data);
+        changes = draft.changes();
+      } finally {
+        cost.materialized += draft.cost.materialized;
+        cost.compared += draft.cost.compared;
+      }
+      cost.changes = changes.length;
+      if (changes.length === 0) {
+        done();
+        return result;
+      }
       const landed = await this.commit(revision, epoch, changes, actor);
       if (landed !== undefined) {
-        await this.afterCommit(landed.revision, landed.epoch, structuredClone(changes));
+        await this.afterCommit(landed.revision, landed.epoch, changes.map((c) => c.change));
+        done();
         return result;
       }
       // Someone else committed first: wait a little (so that twenty writers do not collide in
@@ -157,7 +186,7 @@ export class RedisStore implements CredentialStore {
       const before = this.feedStatus;
       // At start-up, give the first connection its connect timeout before calling Redis down.
       if (!this.everReady) await whenReady(this.client, this.config.connectTimeout, this.description).catch(() => undefined);
-      if (this.inv && !this.reloadNext) deliver(feed, 'onSnapshot', this.inv.copy(), this.inv.revision);
+      if (this.inv && !this.reloadNext) deliver(feed, 'onSnapshot', this.inv.view(), this.inv.revision);
       else await this.syncLocked('sync').catch(() => undefined);
       // A transition during this sync was told to every feed, this one included.
       if (this.feedStatus === before && before !== undefined) feed.onStatus?.(before, before ? undefined : 'unreachable');
@@ -307,7 +336,7 @@ export class RedisStore implements CredentialStore {
       this.seen = inv.revision;
       this.reloadNext = false;
       if (inv.problems.size > 0) this.emitProblems([...inv.problems.values()]);
-      for (const feed of this.feeds) deliver(feed, 'onSnapshot', inv.copy(), inv.revision);
+      for (const feed of this.feeds) deliver(feed, 'onSnapshot', inv.view(), inv.revision);
       return inv;
     }
     throw new Error(`${this.description}: the revision kept going back while reloading`);
@@ -318,25 +347,25 @@ export class RedisStore implements CredentialStore {
    * (timeout, dropped connection) is asked again with the same id: the script answers that it
    * landed, or refuses it, and never applies it twice.
    */
-  private async commit(revision: number, epoch: string, changes: readonly StoreChange[], actor: string | null): Promise<{ revision: number; epoch: string } | undefined> {
+  private async commit(revision: number, epoch: string, changes: readonly PreparedChange[], actor: string | null): Promise<{ revision: number; epoch: string } | undefined> {
     const newEpoch = epoch || randomUUID();
     const id = randomUUID();
     const args: string[] = [];
-    const logged: Array<[KindCode, string, unknown]> = [];
+    // The log entry is spliced from the JSON the records are written as: each serialized once.
+    // Too many or too large to log, it says how many, and readers reload.
+    const logged: string[] = [];
+    let inline = changes.length <= LOG_INLINE_CHANGES;
+    let bytes = 0;
     for (const c of changes) {
-      const code = KIND_CODE[c.kind];
-      if (c.op === 'delete') {
-        args.push(code, c.key, '');
-        logged.push([code, c.key, null]);
-      } else {
-        const key = keyOf(c.kind, c.record);
-        args.push(code, key, JSON.stringify(c.record));
-        logged.push([code, key, c.record]);
-      }
+      args.push(c.code, c.key, c.json ?? '');
+      if (!inline) continue;
+      const item = `[${JSON.stringify(c.code)},${JSON.stringify(c.key)},${c.json ?? 'null'}]`;
+      bytes += item.length + 1;
+      if (bytes > LOG_INLINE_BYTES) inline = false;
+      else logged.push(item);
     }
-    const head = { rev: '@REV@', commit: id, actor, at: new Date(this.now()).toISOString() };
-    let entry = JSON.stringify({ ...head, changes: logged });
-    if (changes.length > LOG_INLINE_CHANGES || entry.length > LOG_INLINE_BYTES) entry = JSON.stringify({ ...head, count: changes.length });
+    const head = JSON.stringify({ rev: '@REV@', commit: id, actor, at: new Date(this.now()).toISOString() }).slice(0, -1);
+    const entry = inline ? `${head},"changes":[${logged.join(',')}]}` : `${head},"count":${changes.length}}`;
     const keys = [this.keys.rev, this.keys.epoch, this.keys.accounts, this.keys.tokens, this.keys.certs, this.keys.log, this.keys.usage, this.keys.channel];
     const argv = [String(revision), epoch, newEpoch, id, entry, String(this.config.changeLog), ...args];
     for (let tries = 1; ; tries++) {
@@ -369,9 +398,10 @@ export class RedisStore implements CredentialStore {
     });
   }
 
+  /** The changes and their records are frozen: every feed can be given the same ones. */
   private emitChanges(changes: readonly StoreChange[], revision: number): void {
     if (changes.length === 0) return;
-    for (const feed of this.feeds) deliver(feed, 'onChanges', structuredClone(changes), revision);
+    for (const feed of this.feeds) deliver(feed, 'onChanges', changes, revision);
   }
 
   private emitProblems(list: readonly StoreProblem[]): void {

@@ -2,7 +2,7 @@
 // proportional to what changed) and a whole snapshot (first start, after a reconnect, when the
 // log no longer reaches back).
 import type { Redis } from 'ioredis';
-import { emptyRaw, Inventory, type RawRecords } from './inventory.js';
+import { Inventory } from './inventory.js';
 import type { InventoryKeys, KindCode } from './keys.js';
 import { CHANGES, runScript } from './scripts.js';
 
@@ -51,17 +51,25 @@ export function bridges(from: number, page: ChangesPage): boolean {
   return page.entries.every((e, i) => e.rev === from + 1 + i && Array.isArray(e.changes));
 }
 
-async function scanHash(client: Redis, key: string, into: Map<string, string>): Promise<void> {
-  let cursor = '0';
+/**
+ * Scans one hash into the inventory under construction, page by page: the next page is asked
+ * for before this one is parsed, so that Redis and the parsing work at once, and no page's text
+ * outlives its parsing.
+ */
+async function scanHash(client: Redis, key: string, code: KindCode, into: Inventory): Promise<void> {
+  let page = client.hscan(key, '0', 'COUNT', SCAN_COUNT);
   // HSCAN returns each field present for the whole scan at least once; a bound on the number of
   // calls keeps a pathological hash from looping for ever.
   for (let calls = 0; calls < 10_000_000; calls++) {
-    const [next, flat] = await client.hscan(key, cursor, 'COUNT', 1000);
-    for (let i = 0; i + 1 < flat.length; i += 2) into.set(flat[i]!, flat[i + 1]!);
-    cursor = next;
-    if (cursor === '0') return;
+    const [next, flat] = await page;
+    if (next !== '0') page = client.hscan(key, next, 'COUNT', SCAN_COUNT);
+    for (let i = 0; i + 1 < flat.length; i += 2) into.ingest(code, flat[i]!, flat[i + 1]!);
+    if (next === '0') return;
   }
 }
+
+/** Fields per HSCAN step: small enough that Redis is never blocked for long by one step. */
+const SCAN_COUNT = 1000;
 
 /**
  * A consistent snapshot without blocking Redis: read the revision R0, scan the three hashes in
@@ -76,10 +84,10 @@ export async function readSnapshot(client: Redis, keys: InventoryKeys, where: st
     const [revText, epochText] = await client.mget(keys.rev, keys.epoch);
     let revision = Number(revText ?? 0);
     const epoch = epochText ?? '';
-    const raw = emptyRaw();
-    await scanHash(client, keys.accounts, raw.a);
-    await scanHash(client, keys.tokens, raw.t);
-    await scanHash(client, keys.certs, raw.c);
+    const inv = new Inventory(revision, epoch, where);
+    await scanHash(client, keys.accounts, 'a', inv);
+    await scanHash(client, keys.tokens, 't', inv);
+    await scanHash(client, keys.certs, 'c', inv);
     let bridged = true;
     for (let pages = 0; pages < 10_000; pages++) {
       const page = await readChanges(client, keys, revision);
@@ -87,29 +95,20 @@ export async function readSnapshot(client: Redis, keys: InventoryKeys, where: st
         bridged = false;
         break;
       }
-      for (const e of page.entries) replay(raw, e);
+      for (const e of page.entries) inv.applyRaw(e.changes!);
       if (page.entries.length > 0) revision = page.entries[page.entries.length - 1]!.rev;
       if (revision >= page.revision) break;
     }
-    if (bridged) return Inventory.fromRaw(raw, revision, epoch, where);
+    inv.revision = revision;
+    if (bridged) return inv.finish();
   }
   const reply = await client.multi().get(keys.rev).get(keys.epoch).hgetall(keys.accounts).hgetall(keys.tokens).hgetall(keys.certs).exec();
   if (!reply) throw new Error('snapshot: transaction aborted');
   for (const [err] of reply) if (err) throw err;
   const value = (i: number) => reply[i]![1];
-  const raw: RawRecords = {
-    a: new Map(Object.entries(value(2) as Record<string, string>)),
-    t: new Map(Object.entries(value(3) as Record<string, string>)),
-    c: new Map(Object.entries(value(4) as Record<string, string>)),
-  };
-  return Inventory.fromRaw(raw, Number(value(0) ?? 0), String(value(1) ?? ''), where);
-}
-
-function replay(raw: RawRecords, entry: LogEntry): void {
-  for (const [code, key, record] of entry.changes ?? []) {
-    const map = raw[code];
-    if (!map) continue;
-    if (record === null) map.delete(key);
-    else map.set(key, JSON.stringify(record));
-  }
+  const inv = new Inventory(Number(value(0) ?? 0), String(value(1) ?? ''), where);
+  (['a', 't', 'c'] as const).forEach((code, i) => {
+    for (const [key, json] of Object.entries(value(2 + i) as Record<string, string>)) inv.ingest(code, key, json);
+  });
+  return inv.finish();
 }

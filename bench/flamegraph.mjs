@@ -7,7 +7,8 @@
 //
 // Usage: node bench/flamegraph.mjs FILE.cpuprofile OUT_BASENAME [TITLE]
 //        → OUT_BASENAME.folded.txt and OUT_BASENAME.svg   (env MIN_BUSY=0.5, SKIP=2, MIN_PCT=0.1)
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { busySelfTime } from './lib/cpuprofile.mjs';
 
 const [file, outBase, title = file] = process.argv.slice(2);
 if (!file || !outBase) {
@@ -18,30 +19,9 @@ const minBusy = Number(process.env.MIN_BUSY ?? 0.5);
 const skipS = Number(process.env.SKIP ?? 2);
 // Boxes narrower than this share of the whole are dropped from the SVG (the text keeps all).
 const minPct = Number(process.env.MIN_PCT ?? 0.1);
-const profile = JSON.parse(readFileSync(file, 'utf8'));
-
-const nodeById = new Map(profile.nodes.map((n) => [n.id, n]));
-const parentOf = new Map();
-for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
-const idleIds = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
-
-// Self time per node over the busy windows (the same selection as profile-summary.mjs).
-const samples = [];
-let t = profile.startTime;
-for (let i = 0; i < profile.samples.length; i++) {
-  t += profile.timeDeltas[i] ?? 0;
-  samples.push({ id: profile.samples[i], sec: Math.floor((t - profile.startTime) / 1e6), dt: Math.max(0, profile.timeDeltas[i + 1] ?? 0) });
-}
-const windows = new Map();
-for (const s of samples) {
-  const w = windows.get(s.sec) ?? { busy: 0, all: 0 };
-  w.all += s.dt;
-  if (!idleIds.has(s.id)) w.busy += s.dt;
-  windows.set(s.sec, w);
-}
-const kept = new Set([...windows].filter(([sec, w]) => sec >= skipS && w.all > 0 && w.busy / w.all >= minBusy).map(([sec]) => sec));
-const selfUs = new Map();
-for (const s of samples) if (kept.has(s.sec) && !idleIds.has(s.id)) selfUs.set(s.id, (selfUs.get(s.id) ?? 0) + s.dt);
+// Self time per node over the busy windows (bench/lib/cpuprofile.mjs), without (idle).
+const { nodeById, parentOf, idleIds, selfUs, keptSeconds } = busySelfTime(file, { minBusy, skipS });
+for (const id of idleIds) selfUs.delete(id);
 
 /** A frame's label: function, then where it lives (dist/…, a package, node:…). */
 function label(cf) {
@@ -117,4 +97,4 @@ for (const { n, x, depth } of boxes) {
 }
 out.push('</svg>');
 writeFileSync(`${outBase}.svg`, out.join('\n') + '\n');
-process.stdout.write(`${outBase}.folded.txt (${lines.length} stacks), ${outBase}.svg (${boxes.length} boxes), ${(root.value / 1e6).toFixed(2)} s busy in ${kept.size} kept seconds\n`);
+process.stdout.write(`${outBase}.folded.txt (${lines.length} stacks), ${outBase}.svg (${boxes.length} boxes), ${(root.value / 1e6).toFixed(2)} s busy in ${keptSeconds} kept seconds\n`);

@@ -5,7 +5,7 @@
 // the first SKIP seconds (default 2: start-up, module loading) are left out, so the figures
 // describe the process under load.
 // Usage: node bench/profile-summary.mjs FILE.cpuprofile [TOP=30]   (env MIN_BUSY, SKIP)
-import { readFileSync } from 'node:fs';
+import { busySelfTime } from './lib/cpuprofile.mjs';
 
 const [file, topArg] = process.argv.slice(2);
 if (!file) {
@@ -15,31 +15,7 @@ if (!file) {
 const top = Number(topArg ?? 30);
 const minBusy = Number(process.env.MIN_BUSY ?? 0.5);
 const skipS = Number(process.env.SKIP ?? 2);
-const profile = JSON.parse(readFileSync(file, 'utf8'));
-
-// Each sample stands for the time until the next one. Sort the samples into one-second
-// windows, and keep the windows in which the process was busy (not idle) enough.
-const nodeById = new Map(profile.nodes.map((n) => [n.id, n]));
-const parentOf = new Map();
-for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
-const idleIds = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
-const samples = [];
-let t = profile.startTime;
-for (let i = 0; i < profile.samples.length; i++) {
-  t += profile.timeDeltas[i] ?? 0;
-  const dt = Math.max(0, profile.timeDeltas[i + 1] ?? 0);
-  samples.push({ id: profile.samples[i], sec: Math.floor((t - profile.startTime) / 1e6), dt });
-}
-const windows = new Map();
-for (const s of samples) {
-  const w = windows.get(s.sec) ?? { busy: 0, all: 0 };
-  w.all += s.dt;
-  if (!idleIds.has(s.id)) w.busy += s.dt;
-  windows.set(s.sec, w);
-}
-const kept = new Set([...windows].filter(([sec, w]) => sec >= skipS && w.all > 0 && w.busy / w.all >= minBusy).map(([sec]) => sec));
-const selfUs = new Map();
-for (const s of samples) if (kept.has(s.sec)) selfUs.set(s.id, (selfUs.get(s.id) ?? 0) + s.dt);
+const { profile, nodeById, parentOf, selfUs, seconds, keptSeconds } = busySelfTime(file, { minBusy, skipS });
 
 function owner(url, name) {
   if (!url) {
@@ -80,7 +56,7 @@ for (const node of profile.nodes) {
 const busy = total - idle;
 const pct = (us) => ((us / busy) * 100).toFixed(1).padStart(5) + '%';
 const out = [];
-out.push(`profile: ${windows.size} s, ${kept.size} s kept (busy >= ${minBusy * 100}%, after ${skipS} s): ${(total / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s busy; percentages are of busy time`);
+out.push(`profile: ${seconds} s, ${keptSeconds} s kept (busy >= ${minBusy * 100}%, after ${skipS} s): ${(total / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s busy; percentages are of busy time`);
 out.push('');
 out.push('self time by owner');
 for (const [o, us] of [...byOwner].sort((a, b) => b[1] - a[1])) out.push(`  ${pct(us)}  ${o}`);

@@ -16,6 +16,7 @@ import { FileStore } from '../../src/store/file/file-store.js';
 import { createAccount, createToken, revokeToken, updateAccount, type OpContext } from '../../src/store/operations.js';
 import { createTestEnv, eventually, readJsonLines, runCli, type ChildProxy, type TestEnv } from '../helpers/harness.js';
 import { AUDIT_FLUSH_MS, SETUP_TIMEOUT_MS, adminCall, logLines } from './support.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 const SEED = 0x6b657967; // "keyg"
 const CORPUS = 2_000;
@@ -46,18 +47,6 @@ let env: TestEnv;
 let proxy: ChildProxy;
 let ops: Token;
 const tokens: Token[] = [];
-
-/** mulberry32: a small seeded generator; the corpus is the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const config = (over: Record<string, unknown> = {}) => ({
   environment: 'prod',
@@ -208,7 +197,7 @@ function encodeLastSlash(p: string, escape: string): string {
 }
 
 function corpus(count: number, seed: number, from: readonly Token[]): Req[] {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const out: Req[] = [];
   for (let n = 0; n < count; n++) out.push({ n, token: from[Math.floor(r() * from.length)]!, method: METHODS[Math.floor(r() * METHODS.length)]!, path: drawPath(r) });
   return out;

@@ -11,6 +11,7 @@ import { LiveIndex } from '../../src/runtime/credential-index.js';
 import { changesPass, checkStoreData, type CheckedState } from '../../src/store/check.js';
 import { applyChanges, diffStoreData } from '../../src/store/diff.js';
 import type { AccountRecord, CertBindingRecord, StoreChange, StoreData, TokenRecord } from '../../src/store/types.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 const AT = '2030-01-01T00:00:00.000Z';
 const pools = new UpstreamPools();
@@ -82,21 +83,9 @@ describe('changesPass: named cases, each beside its refused twin', () => {
   });
 });
 
-/** A small deterministic generator (mulberry32), so that a failure can be replayed by its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('changesPass: random change batches', () => {
   it('agrees with checkStoreData on 3,000 batches applied one after another, and the index stays the data', () => {
-    const random = rng(20300101);
+    const random = seededRandom(20300101);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
     const names = ['alpha', 'beta', 'empty', 'Alpha', 'gamma', 'BETA', 'delta'];
     const ids = ['tok_a1', 'tok_a2', 'tok_b1', 'tok_c1', 'tok_c2', 'crt_a', 'crt_b', 'crt_c', 'crt_d'];

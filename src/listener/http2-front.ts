@@ -121,7 +121,7 @@ export function createHttp2Front(config: KeygateConfig, handler: ExchangeHandler
    */
   function countUnseen(session: Http2Session, st: SessionState, upTo: number): void {
     if (upTo <= st.lastSeenId) return;
-    const unseen = Math.floor((upTo - st.lastSeenId) / 2) + ((upTo - st.lastSeenId) % 2);
+    const unseen = Math.ceil((upTo - st.lastSeenId) / 2);
     st.lastSeenId = upTo;
     st.closed += unseen;
     st.premature += unseen;

@@ -9,7 +9,9 @@
 //    that resets mid-answer cuts the client's (never END_STREAM, which would look complete);
 //  - gRPC deadline = min(grpc-timeout, route timeout), counted from the request head; the
 //    upstream gets what remains as its grpc-timeout, and when it runs out the upstream is
-//    cancelled and the caller gets DEADLINE_EXCEEDED;
+//    cancelled and the caller gets DEADLINE_EXCEEDED. An upstream's own DEADLINE_EXCEEDED that
+//    arrives once that deadline has passed (its timer can beat keygate's on a busy loop) is the
+//    same event and gets the same answer, so the caller never sees which timer won;
 //  - other requests keep the HTTP/1.1 forwarder's timeout: the route timeout for the answer's
 //    head and between its chunks.
 import { constants, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
@@ -45,6 +47,22 @@ function scanHop(raw: readonly string[]): { te: boolean; grpcTimeoutMs: number |
     else if (name === 'grpc-timeout') grpcTimeoutMs = parseGrpcTimeout(raw[i + 1]);
   }
   return { te, grpcTimeoutMs };
+}
+
+/**
+ * Whether an upstream's grpc-status, read at `nowMs`, is keygate's own deadline running out:
+ * DEADLINE_EXCEEDED once the deadline keygate forwarded (floored to a millisecond, so a little
+ * slack) has passed. Earlier, it is the upstream's own reason, passed on as it is.
+ */
+export function isOwnDeadline(grpcStatus: unknown, nowMs: number, deadlineAtMs: number): boolean {
+  return String(grpcStatus) === String(GRPC.DEADLINE_EXCEEDED) && nowMs >= deadlineAtMs - 2;
+}
+
+/** The first value of a trailer field in a flat [name, value, ...] list. */
+function trailerValue(flat: readonly string[] | undefined, name: string): string | undefined {
+  if (!flat) return undefined;
+  for (let i = 0; i < flat.length; i += 2) if (flat[i] === name) return flat[i + 1];
+  return undefined;
 }
 
 /** The upstream request's headers: pseudo-headers of its own, the stripped list, keygate's, no connection-specific field. */
@@ -96,6 +114,9 @@ export function h2ForwardTerminal(opts: ForwardOptions<H2Upstream>): Terminal<Ro
           return;
         }
       }
+      // The upstream got `remaining` floored to a millisecond; its timer started after ours.
+      const deadlineAt = performance.now() + remaining;
+      const upstreamGaveUp = (grpcStatus: unknown) => grpc && isOwnDeadline(grpcStatus, performance.now(), deadlineAt);
       const headers = requestHeaders(ctx, identity, scheme, fallbackAuthority, grpc || hop.te, grpc ? formatGrpcTimeout(remaining) : undefined);
       const hasBody = ctx.headers.hasBody;
       if (hasBody) x.sendContinue();
@@ -143,6 +164,10 @@ export function h2ForwardTerminal(opts: ForwardOptions<H2Upstream>): Terminal<Ro
       stream.on('response', (h, flags) => {
         if (finished || x.aborted) return;
         const status = Number(h[':status']);
+        if (flags & NGHTTP2_FLAG_END_STREAM && upstreamGaveUp(h['grpc-status'])) {
+          finish({ ok: false, error: kgError('KG_ERR_UPSTREAM_TIMEOUT'), reason: 'timeout' });
+          return;
+        }
         const out = appendOwnHeaders(appendResponseHeaders([], h, ctx.limit !== undefined && ctx.limit !== null), ctx);
         if (flags & NGHTTP2_FLAG_END_STREAM) {
           trailersOnly = true;
@@ -164,6 +189,10 @@ export function h2ForwardTerminal(opts: ForwardOptions<H2Upstream>): Terminal<Ro
       });
       stream.on('end', () => {
         if (finished) return;
+        if (!trailersOnly && upstreamGaveUp(trailerValue(trailers, 'grpc-status'))) {
+          endTimedOut();
+          return;
+        }
         if (!trailersOnly) x.end(trailers);
         finish({ ok: true });
       });
@@ -178,18 +207,23 @@ export function h2ForwardTerminal(opts: ForwardOptions<H2Upstream>): Terminal<Ro
         finish({ ok: false, ...classifyH2Error(failure, stream.rstCode) });
       });
 
+      // keygate's deadline ran out. Between two messages the call can still end properly:
+      // grpc-status 4 in trailers; otherwise the pipeline answers (or cuts a started answer).
+      function endTimedOut(): void {
+        const err = kgError('KG_ERR_UPSTREAM_TIMEOUT');
+        if (x.headersSent && !trailersOnly && cursor!.atBoundary) {
+          x.end(['grpc-status', String(GRPC.DEADLINE_EXCEEDED), 'grpc-message', encodeGrpcMessage(err.detail), 'x-keygate-error', err.code]);
+          finish({ ok: false, error: err, reason: 'timeout', inBand: true });
+          return;
+        }
+        finish({ ok: false, error: err, reason: 'timeout' });
+      }
+
       if (grpc) {
         deadline = setTimeout(() => {
           if (finished) return;
           cancelUpstream();
-          const err = kgError('KG_ERR_UPSTREAM_TIMEOUT');
-          // Between two messages the call can still end properly: grpc-status 4 in trailers.
-          if (x.headersSent && !trailersOnly && cursor!.atBoundary) {
-            x.end(['grpc-status', String(GRPC.DEADLINE_EXCEEDED), 'grpc-message', encodeGrpcMessage(err.detail), 'x-keygate-error', err.code]);
-            finish({ ok: false, error: err, reason: 'timeout', inBand: true });
-            return;
-          }
-          finish({ ok: false, error: err, reason: 'timeout' });
+          endTimedOut();
         }, remaining);
       } else {
         stream.setTimeout(timeoutMs, () => {

@@ -25,6 +25,11 @@ let client: EchoClientInstance;
 let secret: string;
 let limitedSecret: string;
 let endlessCancelled = false;
+/** Called when the hand-made upstream takes a /giveup.Echo call, with the grpc-timeout it got. */
+let onGiveupCall: ((timeoutMs: number, answer: () => void) => void) | undefined;
+// (When an upstream's DEADLINE_EXCEEDED comes after keygate's deadline — a timer race a busy
+// loop loses by chance, not one a test can stage — keygate answers as its own timeout; the
+// rule is isOwnDeadline, tested in test/unit/grpc-deadline.test.ts.)
 
 beforeAll(async () => {
   env = await createTestEnv();
@@ -46,6 +51,15 @@ beforeAll(async () => {
   };
   resetting.on('stream', (s, h) => {
     s.on('error', () => undefined);
+    if (String(h[':path']).startsWith('/giveup.Echo/')) {
+      // A server that enforces the deadline it was given: DEADLINE_EXCEEDED, trailers-only.
+      s.resume();
+      const answer = () => {
+        if (!s.destroyed) s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '4', 'grpc-message': 'upstream gave up' }, { endStream: true });
+      };
+      onGiveupCall?.(Number.parseInt(String(h['grpc-timeout']), 10), answer);
+      return;
+    }
     s.respond({ ':status': 200, 'content-type': 'application/grpc' });
     if (h[':path'] === '/reset.Echo/Count') {
       s.write(message('first'));
@@ -69,12 +83,13 @@ beforeAll(async () => {
       { pathPrefix: '/endless.Echo', upstream: `http://127.0.0.1:${(resetting.address() as AddressInfo).port}`, protocol: 'h2c', timeout: '400ms' },
       { pathPrefix: '/test.Echo', upstream: up, protocol: 'h2c', timeout: '5s' },
       { pathPrefix: '/tls.Echo', upstream: `https://localhost:${tlsEcho.port}`, protocol: 'h2', timeout: '5s' },
+      { pathPrefix: '/giveup.Echo', upstream: `http://127.0.0.1:${(resetting.address() as AddressInfo).port}`, protocol: 'h2c', timeout: '300ms' },
       { pathPrefix: '/reset.Echo', upstream: `http://127.0.0.1:${(resetting.address() as AddressInfo).port}`, protocol: 'h2c' },
       { pathPrefix: '/dead.Echo', upstream: `http://127.0.0.1:${dead}`, protocol: 'h2c' },
       { pathPrefix: '/', upstream: env.upstream.url },
     ],
     scopes: {
-      'echo:call': ['POST /test.Echo/Unary', 'POST /test.Echo/Collect', 'POST /test.Echo/Count', 'POST /test.Echo/Chat', 'POST /test.Echo/Slow', 'POST /tls.Echo/*', 'POST /reset.Echo/*', 'POST /dead.Echo/*', 'POST /endless.Echo/*'],
+      'echo:call': ['POST /test.Echo/Unary', 'POST /test.Echo/Collect', 'POST /test.Echo/Count', 'POST /test.Echo/Chat', 'POST /test.Echo/Slow', 'POST /tls.Echo/*', 'POST /reset.Echo/*', 'POST /dead.Echo/*', 'POST /endless.Echo/*', 'POST /giveup.Echo/*'],
     },
     roles: { caller: ['echo:call'] },
     policies: { default: { rate: '1000/s', burst: 1000 }, tiny: { rate: '1/h', burst: 2 } },
@@ -214,6 +229,18 @@ describe('deadlines', () => {
       await eventually(() => endlessCancelled, 3_000);
     } finally {
       short.close();
+    }
+  });
+
+  it('an upstream DEADLINE_EXCEEDED well before the deadline is the upstream\'s own answer, passed as it is', async () => {
+    const giveup = clientAt(proxy.port, env.serverCa.certPem, { unary: '/giveup.Echo/Unary' });
+    onGiveupCall = (_timeoutMs, answer) => answer();
+    try {
+      const f = await failure(unary(giveup as never, 'unary', { text: 'x' }, auth(), { deadline: Date.now() + 10_000 }));
+      expect(f).toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED, kg: undefined, details: 'upstream gave up' });
+    } finally {
+      onGiveupCall = undefined;
+      giveup.close();
     }
   });
 

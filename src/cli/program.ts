@@ -11,7 +11,7 @@ import { EXIT } from '../errors/catalog.js';
 import { KeygateFault } from '../errors/fault.js';
 import { exitCodeFor } from '../errors/mapping.js';
 import { createLogger } from '../observe/logger.js';
-import { closeStores, examples, JSON_LOG_COMMANDS, processIo, type Io, type Session } from './support.js';
+import { examples, JSON_LOG_COMMANDS, processIo, type Io, type Session, withStoresClosed } from './support.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
@@ -79,17 +79,17 @@ export async function buildProgram(io: Io, env: NodeJS.ProcessEnv, session: Sess
   return program;
 }
 
-export async function runCli(argv: string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export function runCli(argv: string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const session: Session = {};
-  try {
-    const program = await buildProgram(io, env, session, argv);
-    await program.parseAsync(argv);
-    return EXIT.ok;
-  } catch (err) {
-    return failed(err, io, env, session);
-  } finally {
-    await closeStores();
-  }
+  return withStoresClosed(async () => {
+    try {
+      const program = await buildProgram(io, env, session, argv);
+      await program.parseAsync(argv);
+      return EXIT.ok;
+    } catch (err) {
+      return failed(err, io, env, session);
+    }
+  });
 }
 
 /**

@@ -1,5 +1,6 @@
 // What every management command shares: loading config, opening the store, writing audit
 // events, formatting output, and errors that end as one line on stderr.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { appendFileSync, existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
@@ -25,9 +26,12 @@ export class CliError extends KeygateFault {
   }
 }
 
+/** Where a command writes, and reads when told to read standard input (`-`). */
 export interface Io {
   out: (text: string) => void;
   err: (text: string) => void;
+  /** Standard input; the process's when not given. */
+  in?: NodeJS.ReadableStream;
 }
 
 export const processIo: Io = {
@@ -84,22 +88,27 @@ export function actorName(): string {
 }
 
 /**
- * Stores opened by this command; runCli closes them when the command ends (a Redis connection
- * left open would keep the process alive).
+ * Stores opened by the command running; runCli closes them when it ends (a Redis connection
+ * left open would keep the process alive). Kept per run, not per process: a program that runs
+ * several commands at once (the tests do) must not close another's store.
  */
-const opened = new Set<CredentialStore>();
+const opened = new AsyncLocalStorage<Set<CredentialStore>>();
 
-/** The store a config names, closed by runCli when the command ends. */
-export function openStore(config: Pick<KeygateConfig, 'store'>, actor = actorName()): CredentialStore {
-  const store = createStore(config, { actor });
-  opened.add(store);
-  return store;
+/** Runs one command; the stores it opens are closed when it ends, whatever happened. */
+export async function withStoresClosed<T>(run: () => Promise<T>): Promise<T> {
+  const mine = new Set<CredentialStore>();
+  try {
+    return await opened.run(mine, run);
+  } finally {
+    await Promise.all([...mine].map((s) => s.close().catch(() => undefined)));
+  }
 }
 
-export async function closeStores(): Promise<void> {
-  const all = [...opened];
-  opened.clear();
-  await Promise.all(all.map((s) => s.close().catch(() => undefined)));
+/** The store a config names, closed by runCli when the command ends (outside one, by the caller). */
+export function openStore(config: Pick<KeygateConfig, 'store'>, actor = actorName()): CredentialStore {
+  const store = createStore(config, { actor });
+  opened.getStore()?.add(store);
+  return store;
 }
 
 export function loadOrThrow(configFile: string, env: NodeJS.ProcessEnv): LoadedConfig {

@@ -1,4 +1,4 @@
-// `keygate account …` run as a child process against a temporary store: the name and owner
+// `keygate account …` run through the built CLI (harness runCli) against a temporary store: the name and owner
 // rules, end dates, show with tokens and bindings, delete refused while credentials are live,
 // and the management audit lines. Each accepted input has a refused twin. Exit codes follow
 // docs/cli.md: 1 invalid input, 2 usage, 3 not found, 4 conflict; a failure names the config.
@@ -9,7 +9,7 @@ import { bindCertificate } from '../../src/store/cert-operations.js';
 import { loadConfigOrThrow } from '../../src/config/load.js';
 import { createTestEnv, readJsonLines, type TestEnv } from '../helpers/harness.js';
 
-// Steps run CLI children (a node start-up each): allow for a busy machine.
+// Bounds for a busy machine (some steps start the proxy or the binary).
 vi.setConfig({ testTimeout: 60_000 });
 
 let env: TestEnv;

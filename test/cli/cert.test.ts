@@ -1,4 +1,4 @@
-// keygate cert issue | bind | list | unbind, run as a child process against a temporary
+// keygate cert issue | bind | list | unbind, run through the built CLI (harness runCli) against a temporary
 // store: what each writes and prints, how each refuses bad input (one line naming the config
 // file; exit 1 invalid, 2 usage, 3 not found, 4 conflict — docs/cli.md),
 // what each audits, that a PKCS#12 password is printed once and nowhere else, and that a

@@ -1,4 +1,4 @@
-// `keygate check -c FILE`, the real binary as a child process: exit 0 with a summary for a
+// `keygate check -c FILE`, through the built CLI (harness runCli): exit 0 with a summary for a
 // valid setup, exit 1 with every problem as `file:line:col: message` on stderr otherwise, for
 // keygate.yaml and for the credential file alike, then a count naming the config (exit 3 when
 // the config file itself does not exist). The expected lines are the ones the

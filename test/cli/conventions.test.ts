@@ -1,4 +1,6 @@
-// The conventions every `keygate` command shares (docs/cli.md), on the built binary: which
+// The conventions every `keygate` command shares (docs/cli.md), on the built CLI (in this
+// process; the binary as a child where the process is what is tested: the working folder, exit
+// statuses, --version, serve): which
 // keygate.yaml a command uses (-c, KEYGATE_CONFIG, ./config/keygate.yaml, the image's
 // /etc/keygate/keygate.yaml) and that a failure names it; --format on every command that prints
 // data; the one exit-code table, a case per code; change commands keep their audit line off the
@@ -15,7 +17,7 @@ import { IMAGE_CONFIG } from '../../src/config/locate.js';
 import { createTestEnv, readJsonLines, runCli, type CliResult, type TestEnv } from '../helpers/harness.js';
 import { mintClient } from '../helpers/pki.js';
 
-// Dozens of CLI children (a node start-up each): allow for a busy machine.
+// Some CLI children (a node start-up each): allow for a busy machine.
 vi.setConfig({ testTimeout: 90_000 });
 
 let env: TestEnv;
@@ -140,7 +142,8 @@ describe('one exit-code table', () => {
     [3, 'not found', () => ['token', 'revoke', 'tok_00000000000000']],
     [4, 'conflict', () => ['account', 'create', '--name', 'EXITS']],
   ])('%i: %s', async (code, _what, args) => {
-    const r = await env.cli(args(env));
+    // The binary, as a child: the exit status is the process's.
+    const r = await env.cli(args(env), { spawn: true });
     expect(r.code, r.stderr).toBe(code);
     // One line (commander adds its "run with --help" hint to a usage error).
     if (code !== 0) expect(r.stderr.trim().split('\n').filter((l) => !l.startsWith('(run with --help'))).toHaveLength(1);
@@ -154,7 +157,7 @@ describe('one exit-code table', () => {
     cfg.store.file = join(dir, 'no-such-folder', 'credentials.yaml');
     const gone = join(dir, 'gone.yaml');
     writeFileSync(gone, stringify(cfg));
-    const r = await runCli(['account', 'create', '--name', 'x', '-c', gone]);
+    const r = await runCli(['account', 'create', '--name', 'x', '-c', gone], { spawn: true });
     expect(r.code).toBe(5);
     expect(r.stderr).toBe(`keygate: config ${gone}: cannot write the credential file ${cfg.store.file}: its folder does not exist (ENOENT)\n`);
 
@@ -320,7 +323,7 @@ describe('--version and --help', () => {
 
   it('--version and -V print the package version', async () => {
     for (const flag of ['--version', '-V']) {
-      const r = await runCli([flag]);
+      const r = await runCli([flag], { spawn: true });
       expect(r.code).toBe(0);
       expect(r.stdout).toBe(`${VERSION}\n`);
       expect(r.stderr).toBe('');

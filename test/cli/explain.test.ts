@@ -1,4 +1,4 @@
-// `keygate explain` as a child process: the normalized path, the route, the scope rule that
+// `keygate explain` through the built CLI (harness runCli): the normalized path, the route, the scope rule that
 // allows the request or why none does, the rate policy, and account/credential problems.
 // Exit 0 allowed, 1 denied, 2 usage (the one command where 1 has a meaning of its own,
 // docs/cli.md). It needs keygate.yaml and the credential store only: the TLS files are removed
@@ -11,7 +11,7 @@ import { FileStore } from '../../src/store/file/file-store.js';
 import { createAccount, createToken, revokeToken, updateAccount } from '../../src/store/operations.js';
 import { createTestEnv, type TestEnv } from '../helpers/harness.js';
 
-// Steps run CLI children (a node start-up each): allow for a busy machine.
+// Bounds for a busy machine (some steps start the proxy or the binary).
 vi.setConfig({ testTimeout: 60_000 });
 
 let env: TestEnv;

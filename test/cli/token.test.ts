@@ -1,4 +1,4 @@
-// `keygate token …` run as a child process against a temporary store: the secret alone on
+// `keygate token …` run through the built CLI (harness runCli) against a temporary store: the secret alone on
 // stdout, scopes a subset of the account's, expiry forms, the inventory with its filters and
 // exports (which never hold a secret or a hash), revoke / restore / rotate / delete, and the
 // exit codes of docs/cli.md (1 invalid, 2 usage, 3 not found, 4 conflict), each failure one
@@ -11,7 +11,7 @@ import { loadConfigOrThrow } from '../../src/config/load.js';
 import { FileStore } from '../../src/store/file/file-store.js';
 import { createToken } from '../../src/store/operations.js';
 
-// Steps run CLI children (a node start-up each): allow for a busy machine.
+// Bounds for a busy machine (some steps start the proxy or the binary).
 vi.setConfig({ testTimeout: 60_000 });
 
 let env: TestEnv;

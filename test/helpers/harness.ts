@@ -1,6 +1,6 @@
 // One temporary world per test file: a PKI minted for the test, a recording upstream on port
-// 0, a keygate.yaml and credential file in a temp folder, the CLI run as a child process, and
-// keygate itself as the real binary (startChild: what integration scenarios run against) or
+// 0, a keygate.yaml and credential file in a temp folder, the CLI (the built code, run in this
+// process; see runCli), and keygate itself as the real binary (startChild: what integration scenarios run against) or
 // in-process (startInProcess: only where an injected clock is what the test is about).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -9,7 +9,8 @@ import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { Readable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Registry } from 'prom-client';
 import { parse, stringify } from 'yaml';
 // Types only: src/ is loaded by startInProcess alone, so that a test file on the binary does
@@ -20,6 +21,7 @@ import { startEchoUpstream, type EchoUpstream } from './echo-upstream.js';
 import { mintCa, mintServer, type Authority, type Issued } from './pki.js';
 
 export const BIN = fileURLToPath(new URL('../../dist/cli/keygate.js', import.meta.url));
+const PROGRAM = pathToFileURL(join(BIN, '..', 'program.js')).href;
 export const API_HOST = 'api.test';
 export const MTLS_HOST = 'clientauth.api.test';
 
@@ -39,7 +41,7 @@ export interface TestEnv {
    * one rename, so that a running keygate's watcher never reads half a file.
    */
   writeConfig(overrides?: ConfigObject, file?: string): ConfigObject;
-  cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string }): Promise<CliResult>;
+  cli(args: string[], opts?: CliOptions): Promise<CliResult>;
   /** Creates an account (if missing) and a token through the CLI; returns the secret and id. */
   token(account: string, opts?: { scopes?: string[]; roles?: string[]; tokenScopes?: string[]; expires?: string; policy?: string; label?: string }): Promise<{ secret: string; id: string }>;
   startInProcess(opts?: { now?: () => number }): Promise<InProcessProxy>;
@@ -87,7 +89,38 @@ export function deepMerge(base: ConfigObject, over: ConfigObject): ConfigObject 
   return out;
 }
 
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export interface CliOptions {
+  env?: NodeJS.ProcessEnv;
+  input?: string;
+  /** The working folder: the binary, as a child started there. */
+  cwd?: string;
+  /** The binary, as a child process: exit codes, signals and start-up as an operator sees them. */
+  spawn?: boolean;
+  timeoutMs?: number;
+}
+
+/** Commands that keep running (a proxy) or start one: a child process, always. */
+const LONG_RUNNING = new Set(['serve', 'dev']);
+
+/**
+ * One `keygate` command. By default the built CLI program (dist/cli/program.js, what the binary
+ * runs: `runCli(argv, io, env)`) in this process, with its output and exit code captured: a
+ * child's node start-up cost ~0.3 s idle and seconds under load for each of the suite's
+ * hundreds of commands, most of the suite's time. What only a process shows — the exit status,
+ * the working folder, a long-running command — runs the binary as a child: `spawn`, `cwd`,
+ * `serve` and `dev`.
+ */
+export async function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  if (opts.spawn || opts.cwd !== undefined || LONG_RUNNING.has(args[0]!)) return spawnCli(args, opts);
+  const program = (await import(PROGRAM)) as typeof import('../../src/cli/program.js');
+  let stdout = '';
+  let stderr = '';
+  const io = { out: (t: string) => void (stdout += t), err: (t: string) => void (stderr += t), in: Readable.from(opts.input ? [opts.input] : []) };
+  const code = await program.runCli(['node', BIN, ...args], io, { ...process.env, ...opts.env });
+  return { code, stdout, stderr };
+}
+
+function spawnCli(args: string[], opts: CliOptions): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';

@@ -26,8 +26,8 @@ const secrets: string[] = [];
 /** stderr of every CLI run (stdout carries the secrets by design). */
 const cliStderr: string[] = [];
 
-async function cli(args: string[], timeoutMs = 60_000): Promise<CliResult> {
-  const r = await runCli([...args, '-c', env.configFile], { timeoutMs });
+async function cli(args: string[], timeoutMs = 60_000, spawn = false): Promise<CliResult> {
+  const r = await runCli([...args, '-c', env.configFile], { timeoutMs, spawn });
   cliStderr.push(r.stderr);
   return r;
 }
@@ -98,7 +98,7 @@ describe('one inventory, managed from anywhere', () => {
   it('twenty `token create` run at once from twenty processes all land, and work everywhere', async () => {
     expect((await cli(['account', 'create', '--name', 'crowd', '--role', 'viewer'])).code).toBe(0);
     // Twenty Node processes starting at once: on a busy two-core machine that takes a while.
-    const runs = await Promise.all(Array.from({ length: 20 }, (_, i) => cli(['token', 'create', '--account', 'crowd', '--label', `writer ${i}`, '--json'], 180_000)));
+    const runs = await Promise.all(Array.from({ length: 20 }, (_, i) => cli(['token', 'create', '--account', 'crowd', '--label', `writer ${i}`, '--json'], 180_000, true)));
     for (const r of runs) parallel.push(await created(r));
     expect(new Set(parallel.map((t) => t.id)).size).toBe(20);
 

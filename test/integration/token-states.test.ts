@@ -111,6 +111,8 @@ describe('token states', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
 
   it('audits a refused known token with its credential id and account, never its secret', async () => {
     const t = await seedToken(env, 'svc-audited');
+    // Known to the proxy first: otherwise the 401 awaited below can be the not-yet-seen token's.
+    await eventually(async () => (await call(t.secret)).res.status === 200, 3_000);
     expect((await env.cli(['token', 'revoke', t.id])).code).toBe(0);
     let refused: Awaited<ReturnType<typeof call>> | undefined;
     await eventually(async () => (refused = await call(t.secret)).res.status === 401, 2_000);

@@ -99,11 +99,12 @@ function parseLine(text: string): { account?: string; token?: string; method: st
 }
 
 async function explainBatch(rt: ExplainRuntime, file: string, io: Io): Promise<void> {
-  const input = file === '-' ? process.stdin : createReadStream(file);
+  const fromFile = file === '-' ? undefined : createReadStream(file);
+  const input: NodeJS.ReadableStream = fromFile ?? io.in ?? process.stdin;
   const opened = new Promise<void>((resolve, reject) => {
-    if (file === '-') return resolve();
-    input.once('open', () => resolve());
-    input.once('error', (err: NodeJS.ErrnoException) => reject(new CliError(`cannot read ${file}: ${err.code === 'ENOENT' ? 'file not found' : err.message}`)));
+    if (!fromFile) return resolve();
+    fromFile.once('open', () => resolve());
+    fromFile.once('error', (err: NodeJS.ErrnoException) => reject(new CliError(`cannot read ${file}: ${err.code === 'ENOENT' ? 'file not found' : err.message}`)));
   });
   await opened;
   let line = 0;

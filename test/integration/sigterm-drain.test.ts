@@ -3,28 +3,20 @@
 // connection that was already open) or a refused connection (a new one: the listener is
 // closed first), and the process exits 0. A request that outlives shutdown.drainTimeout does
 // not hold the exit back.
-import type { ServerResponse } from 'node:http';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, readJsonLines, eventually, request, type TestEnv } from '../helpers/harness.js';
-import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, adminGet, rawJson, seedToken, signal, within } from './support.js';
+import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, adminGet, holdingUpstream, rawJson, seedToken, signal, within } from './support.js';
 
 let env: TestEnv;
 let secret: string;
-let held: { res: ServerResponse | undefined; arrived: ReturnType<typeof signal<void>> } = { res: undefined, arrived: signal() };
+let holding: ReturnType<typeof holdingUpstream>;
 
 beforeAll(async () => {
   env = await createTestEnv();
   env.writeConfig({ shutdown: { drainTimeout: '15s' } });
   secret = (await seedToken(env, 'svc', { roles: ['viewer'] })).secret;
-  env.upstream.handle((req, res) => {
-    if (req.url === '/api/items/hold') {
-      held.res = res;
-      held.arrived.resolve();
-      return;
-    }
-    res.writeHead(200, { 'content-length': '2' }).end('ok');
-  });
+  holding = holdingUpstream(env);
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
 
@@ -54,7 +46,7 @@ function partialHead(port: number) {
 
 describe('SIGTERM', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it('drains: in-flight finishes, readiness 503, new requests refused, exit 0', async () => {
-    held = { res: undefined, arrived: signal() };
+    const held = holding.expect();
     const proxy = await env.startChild();
     expect((await adminGet(proxy.adminPort, '/readyz')).status).toBe(200);
     const waiting = partialHead(proxy.port);
@@ -90,7 +82,7 @@ describe('SIGTERM', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
 
   it('a request that outlives drainTimeout does not hold the exit back', async () => {
     env.writeConfig({ shutdown: { drainTimeout: '1s' } });
-    held = { res: undefined, arrived: signal() };
+    const held = holding.expect();
     const proxy = await env.startChild();
     const inflight = request({ port: proxy.port, ca: env.serverCa.certPem, path: '/api/items/hold', headers: { 'x-api-key': secret }, timeoutMs: 20_000 }).then(
       (r) => r.status,

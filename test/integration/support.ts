@@ -113,6 +113,31 @@ export function signal<T = void>(): { promise: Promise<T>; resolve: (v: T) => vo
   return { promise, resolve };
 }
 
+/**
+ * The test env's upstream, except that a request for `path` is held, unanswered, until the test
+ * answers it: an in-flight request for drain and signal tests. `expect()` arms it for the next
+ * such request and returns it: `arrived` resolves when it reaches the upstream, then `res` is set.
+ */
+export interface HeldRequest {
+  res: http.ServerResponse | undefined;
+  arrived: ReturnType<typeof signal<void>>;
+}
+
+export function holdingUpstream(env: TestEnv, path = '/api/items/hold'): { expect(): HeldRequest } {
+  let current: HeldRequest = { res: undefined, arrived: signal() };
+  env.upstream.handle((req, res) => {
+    if (req.url === path) {
+      current.res = res;
+      current.arrived.resolve();
+      return;
+    }
+    res.writeHead(200, { 'content-length': '2' }).end('ok');
+  });
+  return {
+    expect: () => (current = { res: undefined, arrived: signal() }),
+  };
+}
+
 /** Rejects when `p` takes longer than `ms`: a bound on every wait for another party. */
 export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;

@@ -3,30 +3,22 @@
 // killed with SIGKILL is replaced (logged, counted), traffic keeps flowing meanwhile, and the
 // admin worker's replacement answers on the same admin port; SIGTERM drains every worker —
 // /readyz 503, the request in flight finishes, new connections are refused — and exits 0.
-import type { ServerResponse } from 'node:http';
 import { mkdirSync, readFileSync, renameSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, eventually, readJsonLines, request, type ChildProxy, type TestEnv } from '../helpers/harness.js';
-import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, adminGet, sample, signal, within, writeAtomic } from './support.js';
+import { CLI_TEST_TIMEOUT_MS, SETUP_TIMEOUT_MS, adminGet, holdingUpstream, sample, within, writeAtomic } from './support.js';
 import { isAlive, requestLines, workerPids, workerStarts } from './workers-support.js';
 
 let env: TestEnv;
 let viewer: { secret: string; id: string };
-let held: { res: ServerResponse | undefined; arrived: ReturnType<typeof signal<void>> } = { res: undefined, arrived: signal() };
+let holding: ReturnType<typeof holdingUpstream>;
 
 beforeAll(async () => {
   env = await createTestEnv();
   env.writeConfig({ workers: 2, shutdown: { drainTimeout: '15s' } });
   viewer = await env.token('svc', { roles: ['viewer'] });
-  env.upstream.handle((req, res) => {
-    if (req.url === '/api/items/hold') {
-      held.res = res;
-      held.arrived.resolve();
-      return;
-    }
-    res.writeHead(200, { 'content-length': '2' }).end('ok');
-  });
+  holding = holdingUpstream(env);
 }, SETUP_TIMEOUT_MS);
 afterAll(() => env.cleanup());
 
@@ -128,7 +120,7 @@ describe('a worker killed with SIGKILL', { timeout: CLI_TEST_TIMEOUT_MS }, () =>
 
 describe('SIGTERM', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it('drains every worker: readiness 503, the request in flight finishes, new connections refused, exit 0', async () => {
-    held = { res: undefined, arrived: signal() };
+    const held = holding.expect();
     const proxy = await env.startChild();
     const pids = [...workerPids(proxy).values()];
     expect(pids).toHaveLength(2);

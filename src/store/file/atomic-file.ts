@@ -6,12 +6,12 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
 /** Write to a temp file in the same folder, fsync it, rename over the target, fsync the folder. */
-export async function writeFileAtomic(file: string, content: string, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(file: string, content: string | Uint8Array, mode = 0o600): Promise<void> {
   const dir = dirname(file);
   const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', mode);
   try {
-    await fh.writeFile(content, 'utf8');
+    await fh.writeFile(content);
     await fh.sync();
   } finally {
     await fh.close();

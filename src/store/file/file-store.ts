@@ -85,13 +85,20 @@ export class FileStore implements CredentialStore {
   }
 
   /**
-   * Read, change and replace the file under its lock. A file-system error on the lock, the
+   * Read, change and replace the file under its lock. In a process that follows the file (a
+   * running proxy: its admin API) the mutation runs on a copy-on-write draft of the version
+   * followed, and the reader thread writes only the changed records' lines (follower.ts): the
+   * event loop never handles the whole file. A file-system error on the lock, the
    * temporary file or the file (all in its folder) becomes a fault that says what is wrong here
    * (store/file/fs-fault.ts); nothing was changed then.
    */
   async update<T>(mutate: (data: StoreData) => T): Promise<T> {
+    const follower = this.follower;
     try {
       return await withFileLock(this.file, async () => {
+        // A process that follows the file writes by the changed lines (follower.ts update()).
+        const written = follower ? await follower.update(mutate) : undefined;
+        if (written) return written.result;
         const src = await this.readSource();
         const data = dataOf(this.file, src);
         const unchanged = src.entries ? linesKept(data, src.entries) : undefined;

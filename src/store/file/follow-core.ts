@@ -3,12 +3,39 @@
 // file, compare its record lines with the last version's, parse and validate only the lines
 // that differ, and hand back the records that changed. A revocation in 100,000 credentials is
 // one line parsed here and one change applied by the proxy (runtime/inventory.ts).
+//
+// It also writes the changes the proxy's admin API makes (write()): the proxy ran the mutation
+// on its own copy and sends only the changed records; their lines are put in place of the old
+// ones here, so that the event loop never reads, parses or serializes the whole file.
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Problem, ValuePath } from '../../config/source.js';
 import type { StoreChange, StoreData } from '../types.js';
-import { keyOf, LISTS, parseStoreFile, recordLine, type KnownLine, type LineEntry, type ListName, type Positioner } from './layout.js';
+import { writeFileAtomic } from './atomic-file.js';
+import { keyOf, LISTS, parseStoreFile, recordLine, serializeLines, type KnownLine, type LineEntry, type ListName, type Positioner } from './layout.js';
 
-export type FollowOutcome = { kind: 'snapshot'; data: StoreData } | { kind: 'changes'; changes: StoreChange[] } | { kind: 'rejected'; problems: Problem[] };
+/**
+ * `version` names the version this reader holds (its lines), so that a write can tell it is
+ * still the one the proxy's copy came from; `writable`: its lines are all as keygate writes
+ * them, so that a file of the same records can be written from them (else the whole file is
+ * rewritten the long way, which also puts a hand edit back in keygate's layout).
+ */
+export type FollowOutcome = { kind: 'snapshot'; data: StoreData; version: string; writable: boolean } | { kind: 'changes'; changes: StoreChange[]; version: string; writable: boolean } | { kind: 'rejected'; problems: Problem[] };
+
+/** What a write did: written (the new version), stale (the file or this reader moved on: nothing written), or failed (a file-system error, nothing written). */
+export type WriteOutcome = { kind: 'written'; version: string } | { kind: 'stale' } | { kind: 'failed'; error: FsErrorFields } | { kind: 'rejected'; problems: Problem[] };
+
+/** The fields of a file-system error that survive the trip from the worker (an Error's own properties do not). */
+export interface FsErrorFields {
+  message: string;
+  code?: string;
+  syscall?: string;
+  path?: string;
+  errno?: number;
+}
+
+const LIST_OF = { account: 'accounts', token: 'tokens', certificate: 'certificates' } as const;
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 /** A data problem of a record named by its key (indexes differ between the file and the proxy's copy). */
 export interface KeyedProblem {
@@ -34,6 +61,11 @@ export class FollowCore {
   private byKey: Record<ListName, Map<string, KnownLine>> = { accounts: new Map(), tokens: new Map(), certificates: new Map() };
   private epoch = 0;
   private delivered = false;
+  /** SHA-256 of the bytes of the last version delivered; undefined while there is none (no file). */
+  private digest: string | undefined;
+  private readonly nonce = randomBytes(6).toString('hex');
+  private versions = 0;
+  private writable = false;
   /** Record lines parsed by the last read (every line for a file the YAML parser read whole). */
   lastParsed = 0;
 
@@ -47,6 +79,20 @@ export class FollowCore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.absent('gone');
       return { kind: 'rejected', problems: [{ file: this.file, line: 1, col: 1, message: `cannot read: ${(err as Error).message}` }] };
     }
+    // The same bytes as the version delivered (the watcher's echo of a write, a touch): nothing changed.
+    if (this.delivered && this.digest !== undefined && sha256(bytes) === this.digest) {
+      this.lastParsed = 0;
+      return { kind: 'changes', changes: [], version: this.version, writable: this.writable };
+    }
+    return this.take(bytes);
+  }
+
+  private get version(): string {
+    return `${this.nonce}:${this.versions}`;
+  }
+
+  /** Reads these bytes as the next version. */
+  private take(bytes: Buffer): FollowOutcome {
     let epoch = ++this.epoch;
     const parsed = parseStoreFile(this.file, bytes, this.delivered ? { lines: this.byBody, epoch } : undefined);
     if (parsed.empty) return this.absent('empty');
@@ -83,12 +129,60 @@ export class FollowCore {
       }
     }
     const first = !this.delivered;
-    const outcome: FollowOutcome = first ? { kind: 'snapshot', data: parsed.data! } : { kind: 'changes', changes: this.apply(changed, epoch) };
+    this.versions++;
+    this.writable = LISTS.every((l) => entries[l].every((e) => e.canonical));
+    const version = this.version;
+    const outcome: FollowOutcome = first ? { kind: 'snapshot', data: parsed.data!, version, writable: this.writable } : { kind: 'changes', changes: this.apply(changed, epoch), version, writable: this.writable };
     if (first) for (const list of LISTS) for (const e of changed[list]) this.remember(list, e, epoch, false);
     for (const list of LISTS) for (const e of entries[list]) delete e.record;
     this.last = { entries, at: parsed.at };
     this.delivered = true;
+    this.digest = sha256(bytes);
     return outcome;
+  }
+
+  /**
+   * Writes `changes` (puts and deletes, as an update's draft made them) into the version
+   * `expected`, the one the caller's copy came from: each changed record's line in place of
+   * the old one, a new record's at the end of its list, a deleted record's left out — the
+   * order the whole-file rewrite gives. The caller holds the file's lock; the file must still
+   * be byte for byte the version this reader holds (a hand edit since is not overwritten).
+   * What was written becomes this reader's version, as a read of it would have.
+   */
+  async write(expected: string, changes: readonly StoreChange[]): Promise<WriteOutcome> {
+    const last = this.last;
+    if (!this.delivered || !this.writable || !last || this.digest === undefined || this.version !== expected) return { kind: 'stale' };
+    const bytes = await readFile(this.file).catch(() => undefined);
+    if (!bytes || sha256(bytes) !== this.digest) return { kind: 'stale' };
+    const puts: Record<ListName, Map<string, string>> = { accounts: new Map(), tokens: new Map(), certificates: new Map() };
+    const deletes: Record<ListName, Set<string>> = { accounts: new Set(), tokens: new Set(), certificates: new Set() };
+    for (const c of changes) {
+      const list = LIST_OF[c.kind];
+      if (c.op === 'delete') deletes[list].add(c.key);
+      else puts[list].set(keyOf(list, c.record), recordLine(list, c.record));
+    }
+    const lines = (list: ListName): string[] => {
+      const out: string[] = [];
+      const put = puts[list];
+      for (const e of last.entries[list]) {
+        const line = put.get(e.key);
+        if (line !== undefined) {
+          out.push(line);
+          put.delete(e.key);
+        } else if (!deletes[list].has(e.key)) out.push(e.body);
+      }
+      for (const line of put.values()) out.push(line);
+      return out;
+    };
+    const text = Buffer.from(serializeLines({ accounts: lines('accounts'), tokens: lines('tokens'), certificates: lines('certificates') }), 'utf8');
+    try {
+      await writeFileAtomic(this.file, text);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      return { kind: 'failed', error: { message: e.message, code: e.code, syscall: e.syscall, path: e.path, errno: e.errno } };
+    }
+    const read = this.take(text);
+    return read.kind === 'rejected' ? read : { kind: 'written', version: this.version };
   }
 
   /**
@@ -156,7 +250,11 @@ export class FollowCore {
     const first = !this.delivered;
     this.last = { entries: { accounts: [], tokens: [], certificates: [] }, at: { problemAt: (_p, message) => ({ file: this.file, line: 1, col: 1, message }) } };
     this.delivered = true;
-    return first ? { kind: 'snapshot', data: { version: 1, accounts: [], tokens: [], certificates: [] } } : { kind: 'changes', changes: [] };
+    this.digest = undefined;
+    this.versions++;
+    this.writable = false;
+    const version = this.version;
+    return first ? { kind: 'snapshot', data: { version: 1, accounts: [], tokens: [], certificates: [] }, version, writable: false } : { kind: 'changes', changes: [], version, writable: false };
   }
 }
 

@@ -72,15 +72,20 @@ export function keyOf(list: ListName, record: object): string {
  * rewriting 100,000 records then costs no JSON.stringify for the 99,999 that did not change.
  */
 export function serializeStore(data: StoreData, line?: (list: ListName, record: object) => string | undefined): string {
+  const of = (list: ListName) => (data[list] as readonly object[]).map((r) => line?.(list, r) ?? recordLine(list, r));
+  return serializeLines({ accounts: of('accounts'), tokens: of('tokens'), certificates: of('certificates') });
+}
+
+/** The file for these record lines (each as recordLine writes it), in this order. */
+export function serializeLines(lines: Record<ListName, readonly string[]>): string {
   const out: string[] = [HEADER, 'version: 1'];
   for (const list of LISTS) {
-    const records: readonly object[] = data[list];
-    if (records.length === 0) {
+    if (lines[list].length === 0) {
       out.push(`${list}: []`);
       continue;
     }
     out.push(`${list}:`);
-    for (const r of records) out.push(ITEM + (line?.(list, r) ?? recordLine(list, r)));
+    for (const l of lines[list]) out.push(ITEM + l);
   }
   const body = out.join('\n') + '\n';
   return `${body}${DIGEST}${createHash('sha256').update(body).digest('hex')}\n${END_LINE}\n`;

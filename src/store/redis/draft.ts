@@ -109,21 +109,15 @@ export class Draft {
   readonly cost: DraftCost = { materialized: 0, compared: 0 };
   private readonly slots: Record<KindCode, Slot[]> = { a: [], t: [], c: [] };
   /** The lists as handed out, to tell untouched records apart by position (see changes()). */
-  private readonly initial: Record<KindCode, readonly unknown[]>;
+  private initial: Record<KindCode, readonly unknown[]> = { a: [], t: [], c: [] };
+  private readonly lists: Record<KindCode, AnyRecord[]> = { a: [], t: [], c: [] };
 
-  constructor(private readonly base: Base) {
-    const lists: Record<KindCode, AnyRecord[]> = { a: [], t: [], c: [] };
-    for (const code of ['a', 't', 'c'] as const) {
-      const map = base.mapOf(code);
-      const slots = this.slots[code];
-      const list = lists[code];
-      for (const [key, record] of map) {
-        const slot = new Slot(this, record as unknown as Record<string, unknown>, key, slots.length);
-        slots.push(slot);
-        list.push(new Proxy(slot, handler) as unknown as AnyRecord);
-      }
-    }
-    this.initial = { a: [...lists.a], t: [...lists.t], c: [...lists.c] };
+  /** `later`: the records are put in by build() (the draft is not usable before). */
+  constructor(
+    private readonly base: Base,
+    later = false,
+  ) {
+    const lists = this.lists;
     this.data = { version: 1, accounts: lists.a as StoreData['accounts'], tokens: lists.t as StoreData['tokens'], certificates: lists.c as StoreData['certificates'] };
     // findAccount/findToken (store/operations.ts) ask this before they scan: a revocation among
     // 100,000 tokens reads one record through the draft instead of half of them.
@@ -133,6 +127,33 @@ export class Draft {
     };
     const recordLookup: RecordLookup = { account: (name) => find('a', name), token: (id) => find('t', id) };
     Object.defineProperty(this.data, RECORD_LOOKUP, { value: recordLookup, enumerable: false });
+    if (!later) for (const _ of this.fill(Infinity));
+  }
+
+  /**
+   * A draft made `chunk` records at a time, with `pause()` awaited between chunks: a process
+   * that serves requests (the file store's admin API writes, store/file/follower.ts) does not
+   * hold its event loop for the whole inventory's views. The base must not change meanwhile.
+   */
+  static async build(base: Base, pause: () => Promise<void>, chunk = 4096): Promise<Draft> {
+    const draft = new Draft(base, true);
+    for (const _ of draft.fill(chunk)) await pause();
+    return draft;
+  }
+
+  private *fill(chunk: number): Generator<void> {
+    let n = 0;
+    for (const code of ['a', 't', 'c'] as const) {
+      const slots = this.slots[code];
+      const list = this.lists[code];
+      for (const [key, record] of this.base.mapOf(code)) {
+        const slot = new Slot(this, record as unknown as Record<string, unknown>, key, slots.length);
+        slots.push(slot);
+        list.push(new Proxy(slot, handler) as unknown as AnyRecord);
+        if (++n % chunk === 0) yield;
+      }
+    }
+    this.initial = { a: [...this.lists.a], t: [...this.lists.t], c: [...this.lists.c] };
   }
 
   /**
@@ -195,6 +216,43 @@ export class Draft {
       }
     });
     return [...puts[0]!, ...puts[1]!, ...puts[2]!, ...deletes[1]!, ...deletes[2]!, ...deletes[0]!];
+  }
+
+  /**
+   * Whether each list is the one handed out with records changed in place, left out, or added
+   * at its end under new keys — what the lifecycle operations do. The file store
+   * (store/file/follower.ts) writes such a change by its lines alone; any other (a list
+   * reordered or replaced, a key renamed) it writes by rewriting the whole file.
+   */
+  keepsOrder(): boolean {
+    for (const code of ['a', 't', 'c'] as const) {
+      const list: unknown = this.data[LIST[code]];
+      if (!Array.isArray(list)) return false;
+      const kind = KIND[code];
+      const map = this.base.mapOf(code);
+      const initial = this.initial[code];
+      const added = new Set<string>();
+      let at = 0;
+      for (const item of list as unknown[]) {
+        if (typeof item !== 'object' || item === null) return false;
+        let own: Slot | undefined;
+        if (at < initial.length && item === initial[at]) own = this.slots[code][at];
+        else {
+          const slot = (item as Record<symbol, unknown>)[SLOT] as Slot | undefined;
+          if (slot !== undefined && slot.owner === this && this.slots[code][slot.index] === slot) own = slot;
+        }
+        if (own) {
+          if (added.size > 0 || own.index < at) return false;
+          if (own.copy !== undefined && String(keyOf(kind, own.copy as unknown as AnyRecord)) !== own.key) return false;
+          at = own.index + 1;
+          continue;
+        }
+        const key = String(keyOf(kind, item as AnyRecord));
+        if (map.has(key) || added.has(key)) return false;
+        added.add(key);
+      }
+    }
+    return true;
   }
 }
 

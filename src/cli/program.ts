@@ -81,7 +81,7 @@ export async function buildProgram(io: Io, env: NodeJS.ProcessEnv, session: Sess
 
 export function runCli(argv: string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const session: Session = {};
-  return withStoresClosed(async () => {
+  return withStoresClosed(io, async () => {
     try {
       const program = await buildProgram(io, env, session, argv);
       await program.parseAsync(argv);

@@ -1,6 +1,5 @@
 // What every management command shares: loading config, opening the store, writing audit
 // events, formatting output, and errors that end as one line on stderr.
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { appendFileSync, existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
@@ -88,26 +87,30 @@ export function actorName(): string {
 }
 
 /**
- * Stores opened by the command running; runCli closes them when it ends (a Redis connection
- * left open would keep the process alive). Kept per run, not per process: a program that runs
- * several commands at once (the tests do) must not close another's store.
+ * Stores opened by a command, by the Io it was run with; runCli closes them when it ends (a
+ * Redis connection left open would keep the process alive). By run, not by process: a program
+ * that runs several commands at once (the tests do) must not close another's store. (Not an
+ * AsyncLocalStorage: on Node 20 that enables an async hook for the process's life, and `serve`
+ * is a command too — every tick of the proxy would pay for it.)
  */
-const opened = new AsyncLocalStorage<Set<CredentialStore>>();
+const opened = new WeakMap<Io, Set<CredentialStore>>();
 
-/** Runs one command; the stores it opens are closed when it ends, whatever happened. */
-export async function withStoresClosed<T>(run: () => Promise<T>): Promise<T> {
+/** Runs one command with `io`; the stores it opens are closed when it ends, whatever happened. */
+export async function withStoresClosed<T>(io: Io, run: () => Promise<T>): Promise<T> {
   const mine = new Set<CredentialStore>();
+  opened.set(io, mine);
   try {
-    return await opened.run(mine, run);
+    return await run();
   } finally {
+    opened.delete(io);
     await Promise.all([...mine].map((s) => s.close().catch(() => undefined)));
   }
 }
 
-/** The store a config names, closed by runCli when the command ends (outside one, by the caller). */
-export function openStore(config: Pick<KeygateConfig, 'store'>, actor = actorName()): CredentialStore {
+/** The store a config names, closed by runCli when the command run with `io` ends (outside one, by the caller). */
+export function openStore(config: Pick<KeygateConfig, 'store'>, io: Io, actor = actorName()): CredentialStore {
   const store = createStore(config, { actor });
-  opened.getStore()?.add(store);
+  opened.get(io)?.add(store);
   return store;
 }
 
@@ -121,7 +124,7 @@ export function openManagement(opts: { config: string; verbose?: boolean }, io: 
   const loaded = loadOrThrow(opts.config, env);
   const config = loaded.config;
   const actor = actorName();
-  const store = openStore(config, actor);
+  const store = openStore(config, io, actor);
   return {
     loaded,
     config,

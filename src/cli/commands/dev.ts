@@ -93,7 +93,7 @@ export const registerDev: Register = (program, io, env) => {
           throw new CliError(`cannot start the demo API on 127.0.0.1:${port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (is another demo running?)`);
         }
       }
-      const store = openStore(config);
+      const store = openStore(config, io);
       const demo = await ensureDemoCredentials(config, store, dirname(config.listen.tls.cert));
       let instance;
       try {

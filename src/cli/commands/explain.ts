@@ -54,7 +54,7 @@ export const registerExplain: Register = (program, io, env) => {
       try {
         const { compiled, problems: compileProblems } = compileLoaded(loaded, pools);
         if (!compiled) throw new SourceError(compileProblems);
-        const store = openStore(loaded.config);
+        const store = openStore(loaded.config, io);
         // A store that cannot be read at all ends the command as store unavailable (exit 5),
         // not as a denial: exit 1 is explain's answer.
         await store.read();

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { diffStoreData } from '../../src/store/diff.js';
 import { createAccount, createToken, deleteToken, findAccount, findToken, revokeToken, updateAccount } from '../../src/store/operations.js';
-import { copies, Inventory } from '../../src/store/redis/inventory.js';
+import { copies, Inventory } from '../../src/store/inventory.js';
 import type { StoreData } from '../../src/store/types.js';
 import { TestClock } from './conformance.js';
 

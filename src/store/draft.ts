@@ -12,10 +12,9 @@
 // lists are plain arrays, so find/filter/push work as everywhere else, and the shared records
 // can never be changed through a draft: the inventory stays as Redis has it if the commit is
 // refused and the mutation runs again on newer data.
-import { RECORD_LOOKUP, type RecordLookup } from '../operations.js';
-import type { StoreChange, StoreData } from '../types.js';
-import type { KindCode } from './keys.js';
-import { copyRecord, freezeRecord, KIND, keyOf, LIST, type AnyRecord } from './inventory.js';
+import { RECORD_LOOKUP, type RecordLookup } from './operations.js';
+import type { StoreChange, StoreData } from './types.js';
+import { copyRecord, freezeRecord, KIND, keyOf, LIST, type AnyRecord, type KindCode } from './inventory.js';
 
 const SLOT = Symbol('keygate.draftSlot');
 

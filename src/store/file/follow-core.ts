@@ -68,14 +68,8 @@ export class FollowCore {
   private writable = false;
   /** Record lines parsed by the last read (every line for a file the YAML parser read whole). */
   lastParsed = 0;
-  /**
-   * The bytes of the file, read into (and written from) this one buffer, reused from read to
-   * read. A fresh 30 MB buffer per read or write is allocated by malloc, and glibc keeps what
-   * it frees for the next allocation (its threshold for giving such blocks back to the system
-   * rises with them): the reader thread's RSS grew by ~200 MB over 40 writes at 100,000 records.
-   * Shrunk when the file is much smaller, so that memory is released after the inventory shrinks.
-   */
-  private buffer = Buffer.alloc(0);
+  /** Bytes of the file the last read or write handled (follow-worker.ts collects garbage after a large one). */
+  lastSize = 0;
 
   constructor(readonly file: string) {}
 
@@ -95,36 +89,28 @@ export class FollowCore {
     return this.take(bytes);
   }
 
-  /** The file's bytes, a view of this.buffer: valid until the next read or write. */
+  /** The file's bytes (in a buffer of bufferFor(), see there). */
   private async readBytes(): Promise<Buffer> {
     const fh = await open(this.file, 'r');
     try {
+      let buffer = bufferFor((await fh.stat()).size + 1);
       let n = 0;
-      this.fit((await fh.stat()).size + 1);
       for (;;) {
-        if (n === this.buffer.length) this.fit(n * 2);
-        const { bytesRead } = await fh.read(this.buffer, n, this.buffer.length - n, n);
-        if (bytesRead === 0) return this.buffer.subarray(0, n);
+        if (n === buffer.length) {
+          const larger = bufferFor(n * 2);
+          buffer.copy(larger);
+          buffer = larger;
+        }
+        const { bytesRead } = await fh.read(buffer, n, buffer.length - n, n);
+        if (bytesRead === 0) {
+          this.lastSize = n;
+          return buffer.subarray(0, n);
+        }
         n += bytesRead;
       }
     } finally {
       await fh.close();
     }
-  }
-
-  /** Room for `size` bytes (contents kept), and no more than four times that. */
-  private fit(size: number): void {
-    if (size <= this.buffer.length && size * 4 >= this.buffer.length) return;
-    const next = Buffer.allocUnsafeSlow(Math.max(size + (size >> 3), 4096));
-    this.buffer.copy(next, 0, 0, Math.min(this.buffer.length, next.length));
-    this.buffer = next;
-  }
-
-  /** `text` encoded into this.buffer (a view of it). */
-  private encode(text: string): Buffer {
-    const size = Buffer.byteLength(text, 'utf8');
-    this.fit(size);
-    return this.buffer.subarray(0, this.buffer.write(text, 0, 'utf8'));
   }
 
   private get version(): string {
@@ -216,8 +202,9 @@ export class FollowCore {
       for (const line of put.values()) out.push(line);
       return out;
     };
-    // The bytes read above are no longer needed: the buffer takes the new version's.
-    const text = this.encode(serializeLines({ accounts: lines('accounts'), tokens: lines('tokens'), certificates: lines('certificates') }));
+    const body = serializeLines({ accounts: lines('accounts'), tokens: lines('tokens'), certificates: lines('certificates') });
+    const out = bufferFor(Buffer.byteLength(body, 'utf8'));
+    const text = out.subarray(0, out.write(body, 0, 'utf8'));
     try {
       await writeFileAtomic(this.file, text);
     } catch (err) {
@@ -299,6 +286,23 @@ export class FollowCore {
     const version = this.version;
     return first ? { kind: 'snapshot', data: { version: 1, accounts: [], tokens: [], certificates: [] }, version, writable: false } : { kind: 'changes', changes: [], version, writable: false };
   }
+}
+
+/** Above this, a buffer for the file's bytes is made larger than glibc's largest mmap threshold. */
+const LARGE = 1 << 20;
+/** glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems, and a page. */
+const MAPPED = (32 << 20) + 4096;
+
+/**
+ * A buffer for `size` bytes of the file. A large one is made larger than 32 MiB, so that malloc
+ * always maps it on its own and unmaps it when it is freed; the pages past the file's bytes
+ * are never touched and cost no memory. A block of 1–32 MiB freed by glibc raises its
+ * threshold for mapping to that size, and every later block of that size then comes from, and
+ * goes back to, its heap, which does not shrink: with a fresh ~32 MB buffer per read and write,
+ * the reader thread's RSS grew by ~200 MB over 40 writes at 100,000 records.
+ */
+function bufferFor(size: number): Buffer {
+  return Buffer.allocUnsafeSlow(size < LARGE ? size : Math.max(size, MAPPED));
 }
 
 /** The lines keygate would write for data the YAML parser read (to compare with the next version). */

@@ -1,5 +1,6 @@
-// A replica's copy of the inventory at one revision: the records by key, validated as they come
-// from Redis. Changes are applied record by record (cost proportional to the change), and a
+// A copy of the inventory at one revision, shared by both stores: a Redis replica's records by
+// key, validated as they come from Redis, and the records a file store's follower delivered
+// (store/file/follower.ts), the base of its admin API's drafts. Changes are applied record by record (cost proportional to the change), and a
 // record that does not validate (a hand edit in redis-cli) is left out and reported: a token
 // that cannot be read admits no one.
 //

@@ -61,7 +61,9 @@ function workerChannel(file: string): Channel {
     pending.clear();
   };
   const start = (): Worker => {
-    const w = new Worker(WORKER, { workerData: { file } });
+    // A small young generation: the reader's garbage is short-lived text and records, and what
+    // V8 commits for a large one stays in RSS (Node 24: 171 -> 69 MB committed at 100,000).
+    const w = new Worker(WORKER, { workerData: { file }, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
     w.unref();
     w.on('message', (m: { seq: number; reply: Reply }) => {
       const p = pending.get(m.seq);

@@ -90,7 +90,7 @@ function checkText(what: string, v: string | undefined, max: number): string {
 
 /**
  * A lookup a store may attach to the data it hands CredentialStore.update (the Redis store's
- * draft does, store/redis/draft.ts): finding one record among 100,000 is then a map lookup, not
+ * draft does, store/draft.ts): finding one record among 100,000 is then a map lookup, not
  * a scan that, through a copy-on-write draft, costs tens of milliseconds. Only a hint: what it
  * names is taken only if it still carries that key and is still in the list (keys are unique),
  * so a list the mutation changed is searched as before.

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { diffStoreData } from '../../src/store/diff.js';
 import { createAccount, createToken, deleteToken, findAccount, findToken, revokeToken, updateAccount } from '../../src/store/operations.js';
-import { copies, Inventory } from '../../src/store/redis/inventory.js';
+import { copies, Inventory } from '../../src/store/inventory.js';
 import type { StoreData } from '../../src/store/types.js';
 import { TestClock } from './conformance.js';
 
@@ -28,6 +28,7 @@ describe('Inventory', () => {
     ['nothing', () => undefined],
     ['a new account and token', (d) => (createAccount(d, { name: 'new' }, clock.ctx()), createToken(d, { account: 'new' }, clock.ctx()))],
     ['a revocation', (d) => revokeToken(d, d.tokens[7]!.id, 'x', clock.ctx())],
+    ['a key changed in place', (d) => void (d.tokens[3]!.id = 'tok_renamed')],
     ['a deletion', (d) => deleteToken(d, d.tokens[3]!.id)],
     ['an account change', (d) => updateAccount(d, 'a2', { description: 'changed', roles: [] }, clock.ctx())],
     ['a nested array changed in place', (d) => d.accounts[1]!.scopes.push('things:read')],
@@ -67,6 +68,15 @@ describe('a draft costs what it changes', () => {
     expect(changes.map((c) => [c.change.op, c.key])).toEqual([['put', inv.view().tokens[1_234]!.id]]);
     expect(draft.cost).toEqual({ materialized: 1, compared: 1 });
     expect(copies.count - before).toBe(1);
+  });
+
+  it('tells a revocation among 2,000 tokens by the record touched: keepsOrder() and changes() look at no other', () => {
+    const draft = inv.draft();
+    revokeToken(draft.data, draft.data.tokens[1_500]!.id, 'x', clock.ctx());
+    expect(draft.keepsOrder()).toBe(true);
+    expect(draft.changes().map((c) => c.key)).toEqual([draft.data.tokens[1_500]!.id]);
+    // Before, both walked every record of every list (2 × 2,000 and more).
+    expect(draft.visited).toBe(1);
   });
 
   it('reading every record (a search by label) copies none of them', () => {

@@ -1,4 +1,4 @@
-// The fast check of records read from Redis (src/store/redis/record-check.ts) may only say yes
+// The fast check of records read from Redis (src/store/record-check.ts) may only say yes
 // to what the schema accepts unchanged: every record it passes is checked against zod here,
 // over the records the lifecycle operations write and thousands of damaged variants of them
 // (a key missing or added, each field given each wrong type, dates in every form and out of
@@ -7,8 +7,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { storeSchema } from '../../src/store/schema.js';
-import { isCompleteRecord } from '../../src/store/redis/record-check.js';
-import type { KindCode } from '../../src/store/redis/keys.js';
+import { isCompleteRecord } from '../../src/store/record-check.js';
+import type { KindCode } from '../../src/store/inventory.js';
 import { createAccount, createToken, revokeToken, rotateToken } from '../../src/store/operations.js';
 import type { StoreData } from '../../src/store/types.js';
 import { TestClock } from './conformance.js';

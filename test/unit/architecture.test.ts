@@ -61,15 +61,15 @@ function unitOf(file: string): string {
 
 const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|import\('([^']+)'\)/g;
 
-function edges(): Array<{ file: string; from: string; to: string; spec: string }> {
-  const out: Array<{ file: string; from: string; to: string; spec: string }> = [];
+function edges(): Array<{ file: string; from: string; to: string; spec: string; target: string }> {
+  const out: Array<{ file: string; from: string; to: string; spec: string; target: string }> = [];
   for (const file of sources(SRC)) {
     const text = readFileSync(file, 'utf8');
     for (const m of text.matchAll(IMPORT)) {
       const spec = m[1] ?? m[2]!;
       if (!spec.startsWith('.')) continue;
       const target = resolve(file, '..', spec.replace(/\.js$/, '.ts'));
-      out.push({ file: relative(SRC, file), from: unitOf(file), to: unitOf(target), spec });
+      out.push({ file: relative(SRC, file), from: unitOf(file), to: unitOf(target), spec, target: relative(SRC, target) });
     }
   }
   return out;
@@ -109,6 +109,20 @@ describe('dependency direction', () => {
     expect(all.length).toBeGreaterThan(200);
     expect(all.some((e) => e.from === 'pipeline' && e.to === 'identify')).toBe(true);
     expect(all.some((e) => e.spec.includes('type ') || e.from === 'vocabulary')).toBe(true);
+  });
+});
+
+describe('store backends', () => {
+  // The file store follows and drafts with what the Redis store built first (the inventory of
+  // frozen records, the copy-on-write draft, the fast record check): shared, they live in
+  // store/ itself, so that neither backend depends on the other.
+  it('store/file and store/redis import nothing of each other', () => {
+    const backend = (f: string) => /^store[\\/](file|redis)[\\/]/.exec(f)?.[1];
+    const bad = edges()
+      .filter((e) => backend(e.file) !== undefined && backend(e.target) !== undefined && backend(e.file) !== backend(e.target))
+      .map((e) => `${e.file} → ${e.target}`);
+    expect(bad).toEqual([]);
+    expect(edges().some((e) => e.file.startsWith(`store${sep}file${sep}`) && e.target === join('store', 'draft.ts'))).toBe(true);
   });
 });
 

@@ -14,8 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Problem } from '../../config/source.js';
 import { watchFile } from '../../config/watch-file.js';
-import { Draft } from '../redis/draft.js';
-import { Inventory } from '../redis/inventory.js';
+import { Draft } from '../draft.js';
+import { Inventory } from '../inventory.js';
 import type { DataProblem, StoreChange, StoreData, StoreFeed, StoreFollower } from '../types.js';
 import { FollowCore, type FollowOutcome, type FsErrorFields, type KeyedProblem, type WriteOutcome } from './follow-core.js';
 import { keyOf, LISTS, type ListName } from './layout.js';
@@ -61,7 +61,9 @@ function workerChannel(file: string): Channel {
     pending.clear();
   };
   const start = (): Worker => {
-    const w = new Worker(WORKER, { workerData: { file } });
+    // A small young generation: the reader's garbage is short-lived text and records, and what
+    // V8 commits for a large one stays in RSS (Node 24: 171 -> 69 MB committed at 100,000).
+    const w = new Worker(WORKER, { workerData: { file }, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
     w.unref();
     w.on('message', (m: { seq: number; reply: Reply }) => {
       const p = pending.get(m.seq);

@@ -1,7 +1,10 @@
 // Every key keygate writes, under the configured prefix. The inventory is three hashes (one
 // field per record, its JSON) beside a revision counter, an epoch and a bounded change log;
 // none holds a secret (tokens are SHA-256 hashes already).
+import type { KindCode } from '../inventory.js';
 import type { StoreChange } from '../types.js';
+
+export type { KindCode };
 
 export interface InventoryKeys {
   /** Integer: the revision of the inventory; one more with every committed update. */
@@ -39,7 +42,5 @@ export function inventoryKeys(prefix: string): InventoryKeys {
 export function bucketKey(prefix: string, policy: string, key: string): string {
   return `${prefix}rl:${policy}:${key}`;
 }
-
-export type KindCode = 'a' | 't' | 'c';
 
 export const KIND_CODE: Record<StoreChange['kind'], KindCode> = { account: 'a', token: 't', certificate: 'c' };

@@ -14,8 +14,8 @@ import type { CredentialStore, DataProblem, StoreChange, StoreData, StoreFeed, S
 import { connect, describeRedis, disconnect, whenReady } from './client.js';
 import { Wakeups } from './feed.js';
 import { errorText, StoreHealth, type StoreObserver, type StoreOp } from './health.js';
-import type { PreparedChange } from './draft.js';
-import { copies, type Inventory } from './inventory.js';
+import type { PreparedChange } from '../draft.js';
+import { copies, type Inventory } from '../inventory.js';
 import { inventoryKeys, type InventoryKeys } from './keys.js';
 import { COMMIT, MERGE_USAGE, RAISE, runScript } from './scripts.js';
 import { bridges, readChanges, readSnapshot, type LogEntry } from './sync.js';
@@ -136,7 +136,7 @@ export class RedisStore implements CredentialStore {
   /**
    * Read-modify-write against this process's copy at its revision: the copy is brought up to
    * date from the change log (one round trip when nothing is new), the mutation runs on a
-   * copy-on-write draft of it (draft.ts), and only the changed records go to the commit script,
+   * copy-on-write draft of it (store/draft.ts), and only the changed records go to the commit script,
    * which refuses if the revision moved meanwhile; then the mutation runs again on the newer
    * data. The cost is that of the change, not of the inventory: no copy, no full comparison.
    */

@@ -2,7 +2,7 @@
 // proportional to what changed) and a whole snapshot (first start, after a reconnect, when the
 // log no longer reaches back).
 import type { Redis } from 'ioredis';
-import { Inventory } from './inventory.js';
+import { Inventory } from '../inventory.js';
 import type { InventoryKeys, KindCode } from './keys.js';
 import { CHANGES, runScript } from './scripts.js';
 

@@ -12,10 +12,9 @@
 // lists are plain arrays, so find/filter/push work as everywhere else, and the shared records
 // can never be changed through a draft: the inventory stays as Redis has it if the commit is
 // refused and the mutation runs again on newer data.
-import { RECORD_LOOKUP, type RecordLookup } from '../operations.js';
-import type { StoreChange, StoreData } from '../types.js';
-import type { KindCode } from './keys.js';
-import { copyRecord, freezeRecord, KIND, keyOf, LIST, type AnyRecord } from './inventory.js';
+import { RECORD_LOOKUP, type RecordLookup } from './operations.js';
+import type { StoreChange, StoreData } from './types.js';
+import { copyRecord, freezeRecord, KIND, keyOf, LIST, type AnyRecord, type KindCode } from './inventory.js';
 
 const SLOT = Symbol('keygate.draftSlot');
 
@@ -29,10 +28,16 @@ class Slot {
     readonly key: string,
     /** Its place in the list the draft was handed out with. */
     readonly index: number,
+    /** The slots given a copy, in the order they got it (the draft's, for its list). */
+    private readonly touched: Slot[],
   ) {}
 
   writable(): Record<string | symbol, unknown> {
-    return (this.copy ??= copyRecord(this.base as object) as Record<string | symbol, unknown>);
+    if (this.copy === undefined) {
+      this.copy = copyRecord(this.base as object) as Record<string | symbol, unknown>;
+      this.touched.push(this);
+    }
+    return this.copy;
   }
 }
 
@@ -107,10 +112,13 @@ interface Base {
 export class Draft {
   readonly data: StoreData;
   readonly cost: DraftCost = { materialized: 0, compared: 0 };
+  /** Records keepsOrder() and changes() looked at one by one (the touched and added ones, when the lists kept their records in place). */
+  visited = 0;
   private readonly slots: Record<KindCode, Slot[]> = { a: [], t: [], c: [] };
   /** The lists as handed out, to tell untouched records apart by position (see changes()). */
   private initial: Record<KindCode, readonly unknown[]> = { a: [], t: [], c: [] };
   private readonly lists: Record<KindCode, AnyRecord[]> = { a: [], t: [], c: [] };
+  private readonly touched: Record<KindCode, Slot[]> = { a: [], t: [], c: [] };
 
   /** `later`: the records are put in by build() (the draft is not usable before). */
   constructor(
@@ -147,7 +155,7 @@ export class Draft {
       const slots = this.slots[code];
       const list = this.lists[code];
       for (const [key, record] of this.base.mapOf(code)) {
-        const slot = new Slot(this, record as unknown as Record<string, unknown>, key, slots.length);
+        const slot = new Slot(this, record as unknown as Record<string, unknown>, key, slots.length, this.touched[code]);
         slots.push(slot);
         list.push(new Proxy(slot, handler) as unknown as AnyRecord);
         if (++n % chunk === 0) yield;
@@ -170,8 +178,38 @@ export class Draft {
       const list: unknown = this.data[LIST[code]];
       if (!Array.isArray(list)) throw new TypeError(`update: data.${LIST[code]} is not a list`);
       const map = this.base.mapOf(code);
+      const prepare = (own: Slot | undefined, item: unknown): void => {
+        this.visited++;
+        this.cost.materialized++;
+        const json = JSON.stringify(own ? own.copy : item);
+        if (json === undefined) throw new TypeError(`update: an item of data.${LIST[code]} is not a record`);
+        const record = JSON.parse(json) as AnyRecord;
+        if (typeof record !== 'object' || record === null || Array.isArray(record)) throw new TypeError(`update: an item of data.${LIST[code]} is not a record`);
+        const key = String(keyOf(kind, record));
+        const old = map.get(key);
+        if (old !== undefined) {
+          this.cost.compared++;
+          if (sameRecord(old, record)) {
+            if (own && own.key === key) own.seen = true;
+            else listed.add(key);
+            return;
+          }
+        }
+        listed.add(key);
+        puts[rank]!.push({ code, key, json, change: Object.freeze({ op: 'put', kind, record: freezeRecord(record) }) as StoreChange });
+      };
       // Keys listed by records that are not untouched bases (new, changed, foreign).
       const listed = new Set<string>();
+      if (this.kept(code, list as unknown[])) {
+        // Every record handed out is still in its place: only the touched ones and those
+        // added after them can differ, and none was left out.
+        const touched = [...this.touched[code]].sort((x, y) => x.index - y.index);
+        for (const slot of touched) prepare(slot, undefined);
+        for (let i = this.initial[code].length; i < (list as unknown[]).length; i++) prepare(undefined, (list as unknown[])[i]);
+        // A touched record may have been given another key: its own is then deleted.
+        for (const slot of touched) if (!slot.seen && !listed.has(slot.key)) deletes[rank]!.push({ code, key: slot.key, json: null, change: Object.freeze({ op: 'delete', kind, key: slot.key }) });
+        return;
+      }
       // Lists keep their order (push appends, filter drops): walked beside the list as handed
       // out, a record is known by a pointer comparison; only where the two part (after a
       // removal, at an added or moved record) is the proxy asked which record it stands for.
@@ -180,6 +218,7 @@ export class Draft {
       for (const item of list as unknown[]) {
         // The slot of this draft's list the item is, or undefined (a new record, another
         // draft's, another list's).
+        this.visited++;
         let own: Slot | undefined;
         if (at < initial.length && item === initial[at]) own = this.slots[code][at++];
         else if (typeof item === 'object' && item !== null) {
@@ -193,23 +232,7 @@ export class Draft {
           own.seen = true;
           continue;
         }
-        this.cost.materialized++;
-        const json = JSON.stringify(own ? own.copy : item);
-        if (json === undefined) throw new TypeError(`update: an item of data.${LIST[code]} is not a record`);
-        const record = JSON.parse(json) as AnyRecord;
-        if (typeof record !== 'object' || record === null || Array.isArray(record)) throw new TypeError(`update: an item of data.${LIST[code]} is not a record`);
-        const key = String(keyOf(kind, record));
-        const old = map.get(key);
-        if (old !== undefined) {
-          this.cost.compared++;
-          if (sameRecord(old, record)) {
-            if (own && own.key === key) own.seen = true;
-            else listed.add(key);
-            continue;
-          }
-        }
-        listed.add(key);
-        puts[rank]!.push({ code, key, json, change: Object.freeze({ op: 'put', kind, record: freezeRecord(record) }) as StoreChange });
+        prepare(own, item);
       }
       for (const slot of this.slots[code]) {
         if (!slot.seen && !listed.has(slot.key)) deletes[rank]!.push({ code, key: slot.key, json: null, change: Object.freeze({ op: 'delete', kind, key: slot.key }) });
@@ -233,7 +256,14 @@ export class Draft {
       const initial = this.initial[code];
       const added = new Set<string>();
       let at = 0;
-      for (const item of list as unknown[]) {
+      if (this.kept(code, list as unknown[])) {
+        // Only the touched records may have a new key, and only the added ones be anything else.
+        if (this.touched[code].some((s) => String(keyOf(kind, s.copy as unknown as AnyRecord)) !== s.key)) return false;
+        at = initial.length;
+      }
+      for (let i = at; i < (list as unknown[]).length; i++) {
+        const item = (list as unknown[])[i];
+        this.visited++;
         if (typeof item !== 'object' || item === null) return false;
         let own: Slot | undefined;
         if (at < initial.length && item === initial[at]) own = this.slots[code][at];
@@ -252,6 +282,18 @@ export class Draft {
         added.add(key);
       }
     }
+    return true;
+  }
+
+  /**
+   * Whether `list` begins with the records as handed out, each in its place: one pass over
+   * the two arrays, reading no record — a revocation among 100,000 then costs the records it
+   * touched, not a visit to every one of them.
+   */
+  private kept(code: KindCode, list: readonly unknown[]): boolean {
+    const initial = this.initial[code];
+    if (list.length < initial.length) return false;
+    for (let i = 0; i < initial.length; i++) if (list[i] !== initial[i]) return false;
     return true;
   }
 }

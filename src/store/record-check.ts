@@ -6,9 +6,9 @@
 // an unknown key, a wrong type, a date that does not exist — gets no from here and goes to zod,
 // which decides, fills in defaults and words the problem. This check may only ever say yes to
 // what zod also accepts unchanged; test/store/record-check.test.ts holds it to that.
-import { isDay, isInstant } from '../../config/dates.js';
-import { ACCOUNT_NAME } from '../schema.js';
-import type { KindCode } from './keys.js';
+import { isDay, isInstant } from '../config/dates.js';
+import { ACCOUNT_NAME } from './schema.js';
+import type { KindCode } from './inventory.js';
 
 type Check = (v: unknown) => boolean;
 

@@ -1,5 +1,6 @@
-// A replica's copy of the inventory at one revision: the records by key, validated as they come
-// from Redis. Changes are applied record by record (cost proportional to the change), and a
+// A copy of the inventory at one revision, shared by both stores: a Redis replica's records by
+// key, validated as they come from Redis, and the records a file store's follower delivered
+// (store/file/follower.ts), the base of its admin API's drafts. Changes are applied record by record (cost proportional to the change), and a
 // record that does not validate (a hand edit in redis-cli) is left out and reported: a token
 // that cannot be read admits no one.
 //
@@ -7,13 +8,15 @@
 // feeds are given (runtime/credential-index.ts keeps them) and the base of every update's draft
 // (draft.ts), so that 100,000 credentials are held once, not once per holder. Whoever wants to
 // change one gets a copy (copy(), or the draft's copy-on-write).
-import { storeSchema } from '../schema.js';
-import type { AccountRecord, CertBindingRecord, StoreChange, StoreData, StoreProblem, TokenRecord } from '../types.js';
+import { storeSchema } from './schema.js';
+import type { AccountRecord, CertBindingRecord, StoreChange, StoreData, StoreProblem, TokenRecord } from './types.js';
 import { Draft } from './draft.js';
-import type { KindCode } from './keys.js';
 import { isCompleteRecord } from './record-check.js';
 
 export type AnyRecord = AccountRecord | TokenRecord | CertBindingRecord;
+
+/** A record kind in one letter (also the Redis store's field prefixes, store/redis/keys.ts). */
+export type KindCode = 'a' | 't' | 'c';
 
 export const LIST: Record<KindCode, 'accounts' | 'tokens' | 'certificates'> = { a: 'accounts', t: 'tokens', c: 'certificates' };
 export const KIND: Record<KindCode, StoreChange['kind']> = { a: 'account', t: 'token', c: 'certificate' };

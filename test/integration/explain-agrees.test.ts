@@ -208,8 +208,13 @@ function corpus(count: number, seed: number, from: readonly Token[]): Req[] {
 const agent = new https.Agent({ keepAlive: true, maxSockets: 8 });
 afterAll(() => agent.destroy());
 
-/** Sends the request to the proxy; the code comes from the problem body, or for HEAD (no body) from its audit line. */
-function send(q: Req, tag: string): Promise<{ status: number; code: string | null | undefined; requestId: string }> {
+/**
+ * Sends the request to the proxy; the code comes from the problem body, or for HEAD (no body)
+ * from its audit line. Once more on a kept-alive socket the proxy closed as it was reused (its
+ * 5 s keepAliveTimeout ran out while the other side was asked, a race Node's documentation
+ * names): that request never reached the proxy.
+ */
+function send(q: Req, tag: string, retried = false): Promise<{ status: number; code: string | null | undefined; requestId: string }> {
   const requestId = `${tag}-${q.n}`;
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -228,7 +233,10 @@ function send(q: Req, tag: string): Promise<{ status: number; code: string | nul
       },
     );
     req.on('timeout', () => req.destroy(new Error(`request ${q.n} timed out`)));
-    req.on('error', (err) => reject(new Error(`request ${q.n} (${q.method} ${q.path}): ${err.message}`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (!retried && req.reusedSocket && err.code === 'ECONNRESET') return resolve(send(q, tag, true));
+      reject(new Error(`request ${q.n} (${q.method} ${q.path}): ${err.message}`));
+    });
     req.end();
   });
 }
@@ -361,19 +369,23 @@ describe('keygate explain agrees with the running proxy', () => {
   }, 180_000);
 
   it('in shadow mode, and in maintenance', async () => {
-    for (const [mode, over, wanted] of [
-      ['shadow', { authorization: { mode: 'shadow' } }, ['200', '401 KG_ERR_TOKEN_REVOKED']],
-      ['maintenance', { maintenance: true }, ['200', '503 KG_ERR_MAINTENANCE']],
-    ] as const) {
-      await reconfigure(over);
-      const some = corpus(400, SEED + mode.length, tokens);
-      const answers = await proxyAnswers(some, mode);
-      expectVaried(answers, wanted);
-      if (mode === 'shadow') expect(answers.some((a) => a.code === 'KG_ERR_SCOPE_DENIED'), 'shadow mode admits what scopes deny').toBe(false);
-      const list = [...mismatches(some, answers, await cliBatch(some), `keygate explain --batch (${mode})`), ...mismatches(some, answers, await pool(some, 8, adminExplain), `/admin/v1/explain (${mode})`)];
-      expect(list, report(list)).toEqual([]);
+    try {
+      for (const [mode, over, wanted] of [
+        ['shadow', { authorization: { mode: 'shadow' } }, ['200', '401 KG_ERR_TOKEN_REVOKED']],
+        ['maintenance', { maintenance: true }, ['200', '503 KG_ERR_MAINTENANCE']],
+      ] as const) {
+        await reconfigure(over);
+        const some = corpus(400, SEED + mode.length, tokens);
+        const answers = await proxyAnswers(some, mode);
+        expectVaried(answers, wanted);
+        if (mode === 'shadow') expect(answers.some((a) => a.code === 'KG_ERR_SCOPE_DENIED'), 'shadow mode admits what scopes deny').toBe(false);
+        const list = [...mismatches(some, answers, await cliBatch(some), `keygate explain --batch (${mode})`), ...mismatches(some, answers, await pool(some, 8, adminExplain), `/admin/v1/explain (${mode})`)];
+        expect(list, report(list)).toEqual([]);
+      }
+    } finally {
+      // The next test expects the normal config, whatever happened here.
+      await reconfigure({});
     }
-    await reconfigure({});
   }, 180_000);
 });
 

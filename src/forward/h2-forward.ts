@@ -58,13 +58,6 @@ export function isOwnDeadline(grpcStatus: unknown, nowMs: number, deadlineAtMs: 
   return String(grpcStatus) === String(GRPC.DEADLINE_EXCEEDED) && nowMs >= deadlineAtMs - 2;
 }
 
-/** The first value of a trailer field in a flat [name, value, ...] list. */
-function trailerValue(flat: readonly string[] | undefined, name: string): string | undefined {
-  if (!flat) return undefined;
-  for (let i = 0; i < flat.length; i += 2) if (flat[i] === name) return flat[i + 1];
-  return undefined;
-}
-
 /** The upstream request's headers: pseudo-headers of its own, the stripped list, keygate's, no connection-specific field. */
 function requestHeaders(ctx: Routed, identity: boolean, scheme: string, fallbackAuthority: string, te: boolean, grpcTimeout: string | undefined): OutgoingHttpHeaders {
   const flat = buildUpstreamHeaders(ctx, identity);
@@ -106,16 +99,16 @@ export function h2ForwardTerminal(opts: ForwardOptions<H2Upstream>): Terminal<Ro
       if (identity && ctx.principal && usage) usage.touch(ctx.principal.id, ctx.nowMs);
       const grpc = x.protocol === 'grpc';
       const hop = scanHop(x.rawHeaders);
-      let remaining = 0;
+      // gRPC: the deadline is counted from the request head; the upstream gets what remains
+      // (floored to a millisecond), and its timer starts after ours.
+      const deadlineAt = ctx.startedAt + Math.min(timeoutMs, hop.grpcTimeoutMs ?? Infinity);
+      const remaining = grpc ? deadlineAt - performance.now() : 0;
       if (grpc) {
-        remaining = Math.min(timeoutMs, hop.grpcTimeoutMs ?? Infinity) - (performance.now() - ctx.startedAt);
         if (remaining <= 0) {
           done({ ok: false, error: kgError('KG_ERR_UPSTREAM_TIMEOUT'), reason: 'timeout' });
           return;
         }
       }
-      // The upstream got `remaining` floored to a millisecond; its timer started after ours.
-      const deadlineAt = performance.now() + remaining;
       const upstreamGaveUp = (grpcStatus: unknown) => grpc && isOwnDeadline(grpcStatus, performance.now(), deadlineAt);
       const headers = requestHeaders(ctx, identity, scheme, fallbackAuthority, grpc || hop.te, grpc ? formatGrpcTimeout(remaining) : undefined);
       const hasBody = ctx.headers.hasBody;
@@ -161,6 +154,7 @@ export function h2ForwardTerminal(opts: ForwardOptions<H2Upstream>): Terminal<Ro
       const cursor = grpc ? new GrpcMessageCursor() : undefined;
       let trailersOnly = false;
       let trailers: string[] | undefined;
+      let trailerStatus: unknown;
       stream.on('response', (h, flags) => {
         if (finished || x.aborted) return;
         const status = Number(h[':status']);
@@ -186,10 +180,11 @@ export function h2ForwardTerminal(opts: ForwardOptions<H2Upstream>): Terminal<Ro
       });
       stream.on('trailers', (t) => {
         trailers = appendResponseHeaders([], t);
+        trailerStatus = t['grpc-status'];
       });
       stream.on('end', () => {
         if (finished) return;
-        if (!trailersOnly && upstreamGaveUp(trailerValue(trailers, 'grpc-status'))) {
+        if (!trailersOnly && upstreamGaveUp(trailerStatus)) {
           endTimedOut();
           return;
         }

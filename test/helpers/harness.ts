@@ -1,7 +1,7 @@
 // One temporary world per test file: a PKI minted for the test, a recording upstream on port
 // 0, a keygate.yaml and credential file in a temp folder, the CLI (the built code, run in this
-// process; see runCli), and keygate itself as the real binary (startChild: what integration scenarios run against) or
-// in-process (startInProcess: only where an injected clock is what the test is about).
+// process; see runCli), and keygate itself as the real binary (startChild: what integration
+// scenarios run against) or in-process (startInProcess: only where an injected clock is what the test is about).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -96,6 +96,7 @@ export interface CliOptions {
   cwd?: string;
   /** The binary, as a child process: exit codes, signals and start-up as an operator sees them. */
   spawn?: boolean;
+  /** The bound on a command run as a child (killed after it); an in-process run ends with its test's timeout. */
   timeoutMs?: number;
 }
 

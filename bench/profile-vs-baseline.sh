@@ -12,7 +12,8 @@
 # CPU µs/request (from /proc) and the machine's load; then bench/flamegraph.mjs draws each.
 # Everything listens on 127.0.0.1 (ports 18080, 18445, 19443, 19444); every process started is
 # stopped by pid. keygate is the build in dist/ (npm run build first); KEYGATE_NODE_FLAGS adds
-# node flags to keygate's command line; PROXIES="node token mtls" picks the proxies.
+# node flags to keygate's command line; PROXIES="node token mtls" picks the proxies ("contract" adds
+# bench/contract-proxy.mjs, the minimal proxy plus keygate's wire contract).
 set -euo pipefail
 HARNESS=$(realpath "${1:?usage: $0 HARNESS OUTDIR [LABEL]}")
 OUT=$(realpath -m "${2:?usage: $0 HARNESS OUTDIR [LABEL]}")
@@ -40,13 +41,14 @@ for proxy in $PROXIES; do
   prof=$(mktemp -d /tmp/kg-prof.XXXX)
   case $proxy in
     node) PORT=18445 UPSTREAM=http://127.0.0.1:18080 taskset -c 0 node --cpu-prof --cpu-prof-dir "$prof" "$HARNESS/node-baseline/proxy.mjs" >/dev/null & port=18445 ;;
+    contract) PORT=18446 UPSTREAM=http://127.0.0.1:18080 BENCH_TOKEN=$TOKEN AUDIT_FILE="$cand/contract-audit.log" taskset -c 0 node --cpu-prof --cpu-prof-dir "$prof" "$KG/bench/contract-proxy.mjs" >/dev/null & port=18446 ;;
     # shellcheck disable=SC2086
     token|mtls) (cd "$cand" && exec taskset -c 0 node ${KEYGATE_NODE_FLAGS:-} --cpu-prof --cpu-prof-dir "$prof" "$KG/dist/cli/keygate.js" serve -c keygate.yaml) >/dev/null 2>&1 & port=19443 ;;
   esac
   pid=$!; pids+=("$pid")
   wait_port "$port"; [[ $proxy == mtls ]] && wait_port 19444
   url=https://127.0.0.1:$port/; key=$(sed -n 501p "$HARNESS/keys/keys.txt"); pre=()
-  [[ $proxy == token ]] && key=$TOKEN
+  [[ $proxy == token || $proxy == contract ]] && key=$TOKEN
   if [[ $proxy == mtls ]]; then
     url=https://127.0.0.1:19444/; key=
     pre=(env LD_PRELOAD="$HARNESS/loadgen/wrk-clientcert.so" WRK_CLIENT_CERT="$HARNESS/pki/client.crt" WRK_CLIENT_KEY="$HARNESS/pki/client.key")
@@ -59,7 +61,11 @@ for proxy in $PROXIES; do
   reqs=$(sed 's/.*"requests":\([0-9]*\).*/\1/' <<<"$res")
   us=$(awk -v a="$t0" -v b="$t1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", (b-a)/hz*1e6/n}')
   echo "$LABEL $proxy: $us µs/req (profiled) load $load0 -> $load1 ${res#BENCHJSON }" | tee -a "$OUT/$LABEL-figures.txt"
-  mv "$prof"/*.cpuprofile "$OUT/$LABEL-$proxy.cpuprofile"; rmdir "$prof"
+  # The main thread's profile is *.0.001.*; a worker thread (the file store's reader) writes its own.
+  main=$(ls "$prof"/*.0.001.cpuprofile 2>/dev/null || ls "$prof"/*.cpuprofile | head -1)
+  mv "$main" "$OUT/$LABEL-$proxy.cpuprofile"
+  i=0; for f in "$prof"/*.cpuprofile; do [[ -e $f ]] || continue; i=$((i+1)); mv "$f" "$OUT/$LABEL-$proxy.thread$i.cpuprofile"; done
+  rmdir "$prof"
   node "$KG/bench/flamegraph.mjs" "$OUT/$LABEL-$proxy.cpuprofile" "$OUT/$LABEL-$proxy" "$LABEL $proxy: $us µs/req under --cpu-prof, load $load0" >/dev/null
 done
 rm -rf "$cand"

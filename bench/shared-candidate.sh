@@ -12,7 +12,10 @@
 #                                                   the candidate on 127.0.0.1:9443 (API key) and
 #                                                   :9444 (client certificates); other knobs
 #                                                   (ROUNDS, TARGETS, LOADGEN…) pass through;
-#                                                   KEYGATE_NODE_FLAGS adds node flags to keygate's
+#                                                   KEYGATE_NODE_FLAGS adds node flags to keygate's;
+#                                                   CANDIDATE=contract runs bench/contract-proxy.mjs
+#                                                   (the minimal proxy + keygate's wire contract)
+#                                                   as the candidate instead, API key port only
 #
 # keygate.yaml reads the harness's exported variables itself (${ENV} substitution), so the very
 # same file serves whatever ports and files run.sh hands over: BENCH_TLS_CERT, BENCH_TLS_KEY,
@@ -112,6 +115,11 @@ case $cmd in
     token=$(prepare "$dir" "$harness")
     echo "shared-candidate: keygate config and credentials in $dir (audit: $dir/audit.log)" >&2
     cd "$harness"
+    if [[ ${CANDIDATE:-keygate} == contract ]]; then
+      CANDIDATE_URL="https://127.0.0.1:$PORT/" CANDIDATE_MTLS_URL="" CANDIDATE_API_KEY="$token" CANDIDATE_ACCOUNT="$ACCOUNT" \
+        CANDIDATE_CMD="BENCH_TOKEN='$token' AUDIT_FILE='$dir/contract-audit.log' exec node '$KEYGATE_ROOT/bench/contract-proxy.mjs'" \
+        exec ./run.sh
+    fi
     CANDIDATE_URL="https://127.0.0.1:$PORT/" CANDIDATE_MTLS_URL="https://127.0.0.1:$MTLS_PORT/" \
       CANDIDATE_API_KEY="$token" CANDIDATE_ACCOUNT="$ACCOUNT" \
       CANDIDATE_CMD="exec '$KEYGATE_ROOT/bench/shared-candidate.sh' serve '$dir'" \

@@ -80,14 +80,13 @@ function kick() {
 setInterval(() => { if (off) { queue.push(buf.subarray(0, off)); buf = Buffer.allocUnsafe(65536); off = 0; kick(); } }, 1000).unref();
 
 // Metrics as plain numbers until a scrape (there is none here).
-let requests = 0;
 const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const histogram = new Array(BOUNDS.length + 1).fill(0);
+const metrics = { requests: 0, histogram: new Array(BOUNDS.length + 1).fill(0) };
 function observe(seconds) {
-  requests++;
+  metrics.requests++;
   let i = 0;
   while (i < BOUNDS.length && seconds > BOUNDS[i]) i++;
-  histogram[i]++;
+  metrics.histogram[i]++;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:+=/-]{1,128}$/;

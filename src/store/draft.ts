@@ -218,20 +218,6 @@ export class Draft {
     return draft;
   }
 
-  /**
-   * Makes `base`'s views (and the lookup's places) now, in one go, for Draft.build() to find:
-   * for a process about to start serving (the file store's first snapshot), so that its first
-   * admin API write does not make 100,000 views while it serves, and the garbage of making
-   * them goes with the collection after start-up (runtime/collect-garbage.ts).
-   */
-  static prepare(base: Base): void {
-    if (base.views) return;
-    const views = new DraftViews();
-    for (const _ of fill(views, base, Infinity));
-    for (const code of ['a', 't', 'c'] as const) base.positionOf(code, '');
-    base.views = views;
-  }
-
   /** The lists as handed out: the views' proxies, in a list of the draft's own (the mutation may change it). */
   private take(): void {
     const { slots, proxies } = this.views;

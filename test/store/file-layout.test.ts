@@ -278,6 +278,10 @@ describe('following the file', () => {
     };
     // Before, the lines were kept by their text (and with them the whole file's).
     expect(held(core).filter((x) => x.includes('"id":'))).toEqual([]);
+    // What the reader thread does after a large read: the same state, in new objects.
+    const before = held(core).sort();
+    core.compact();
+    expect(held(core).sort()).toEqual(before);
     const at = (key: string, field: string) => {
       const lines = readFileSync(file, 'utf8').split('\n');
       const i = lines.findIndex((l) => l.includes(`"${key}"`));

@@ -187,6 +187,39 @@ export class FollowCore {
   }
 
   /**
+   * Copies what this reader keeps between reads (its known lines, their keys and fingerprints,
+   * the entries of the last version) into new objects, made one after another, and drops the
+   * old ones. After a large parse those were made among the parsed records, which are garbage
+   * once delivered; the pages they share stay half full, and V8's collection compacts such
+   * pages only when it chooses to (at 100,000: the reader's old generation stayed at 52–59 MB
+   * for 29 MB alive in some runs, 32 MB in others). Copied, the old pages hold nothing alive,
+   * and the next collection gives them back. follow-worker.ts calls it after a large read.
+   */
+  compact(): void {
+    const copy = (x: string) => {
+      const c = Buffer.from(x, 'utf8').toString('utf8');
+      return c === x ? c : x;
+    };
+    for (const list of LISTS) {
+      const byKey = new Map<string, KnownLine>();
+      const byBody = new Map<string, KnownLine>();
+      for (const old of this.byKey[list].values()) {
+        const line: KnownLine = { key: copy(old.key), fp: Buffer.from(old.fp, 'latin1').toString('latin1'), seen: old.seen };
+        byKey.set(line.key, line);
+        byBody.set(line.fp, line);
+      }
+      this.byKey[list] = byKey;
+      this.byBody[list] = byBody;
+      // In place: the last version's positioner holds these arrays.
+      const entries = this.last?.entries[list] ?? [];
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i]!;
+        entries[i] = { key: byKey.get(e.key)?.key ?? copy(e.key), line: e.line, body: e.body, fp: undefined, record: undefined, canonical: e.canonical, col: e.col };
+      }
+    }
+  }
+
+  /**
    * Writes `changes` (puts and deletes, as an update's draft made them) into the version
    * `expected`, the one the caller's copy came from: each changed record's line in place of
    * the old one, a new record's at the end of its list, a deleted record's left out — the

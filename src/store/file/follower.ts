@@ -168,11 +168,7 @@ export function followFile(file: string, feed: StoreFeed, reader: 'worker' | 'th
     }
     if (out.kind === 'snapshot') {
       shareStrings(out.data);
-      const starting = held === undefined;
       held = hold(out.data, out.version, out.writable);
-      // Before the proxy serves: its admin API's first write then makes no views (draft.ts).
-      // A later snapshot's are made, in chunks, by the next write.
-      if (starting && out.writable) Draft.prepare(held.inv);
       return feed.onSnapshot(out.data, ++revision);
     }
     if (out.kind === 'changes') {

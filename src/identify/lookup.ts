@@ -1,10 +1,9 @@
 // Credential → principal, shared by the request path (identify-stage.ts) and the admin API
 // (admin/auth.ts), so both admit exactly the same callers.
-import { timingSafeEqual } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { ErrorCode } from '../errors/catalog.js';
 import { KeygateError, kgError } from '../errors/keygate-error.js';
-import { hashTokenBytes, parseToken } from '../store/token-format.js';
+import { hashToken, parseToken } from '../store/token-format.js';
 import type { ScannedHeaders } from '../vocabulary/context.js';
 import type { CredentialIndex, PeerIdentity, Principal } from '../vocabulary/principal.js';
 import { peerOf } from './peer-certificate.js';
@@ -58,10 +57,23 @@ export function lookupToken(index: CredentialIndex, environment: string | null, 
   const parsed = parseToken(token);
   if (!parsed.ok) return { error: kgError('KG_ERR_TOKEN_MALFORMED') };
   if (parsed.environment !== environment) return { error: wrongEnvironment(parsed.environment) };
-  const digest = hashTokenBytes(token);
-  const entry = index.tokensByHash.get(digest.toString('hex'));
-  if (!entry || !entry.digest || !timingSafeEqual(entry.digest, digest)) return { error: kgError('KG_ERR_TOKEN_UNKNOWN') };
+  const digest = hashToken(token);
+  const entry = index.tokensByHash.get(digest);
+  if (!entry || !entry.token || !sameDigest(entry.token.hash, digest)) return { error: kgError('KG_ERR_TOKEN_UNKNOWN') };
   return { entry };
+}
+
+/**
+ * Two hex digests compared without an early exit: every character is read whatever the first
+ * difference. Done on the stored hex string itself, so that the index keeps no second copy of
+ * each digest as bytes (80,000 Buffers, ~10 MB at 100,000 credentials) and a request allocates
+ * nothing for the comparison.
+ */
+export function sameDigest(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }
 
 const PEER_ERRORS: Record<'missing' | 'untrusted' | 'expired' | 'revoked', ErrorCode> = {

@@ -13,6 +13,17 @@ import type { AccountEntry, CredentialIndex, Principal, UriPatternEntry } from '
 import type { CompiledConfig } from './compile.js';
 
 
+/**
+ * RFC 3339 without milliseconds, as one flat string: the regular expression's replace gave a
+ * concatenation of a slice of the ISO string, three objects kept per credential (~6 MB at
+ * 100,000 credentials, against ~2 MB flat).
+ */
+function endsHeader(ms: number): string {
+  const iso = new Date(ms).toISOString();
+  const dot = iso.lastIndexOf('.');
+  return Buffer.from(dot < 0 ? iso : `${iso.slice(0, dot)}Z`, 'latin1').toString('latin1');
+}
+
 function minOrNull(a: number | null, b: number | null): number | null {
   if (a === null) return b;
   if (b === null) return a;
@@ -222,7 +233,7 @@ export class LiveIndex implements CredentialIndex, CheckedState {
     if (!of) this.credentialsOf.set(account.name, (of = new Set()));
     of.add(id);
     if (t) {
-      const e = this.principal('token', id, account, t, t.status === 'revoked', t.expiresAt ? Date.parse(t.expiresAt) : null, { token: t, digest: Buffer.from(t.hash, 'hex') });
+      const e = this.principal('token', id, account, t, t.status === 'revoked', t.expiresAt ? Date.parse(t.expiresAt) : null, { token: t });
       this.tokensByHash.set(t.hash, e);
       return false;
     }
@@ -244,13 +255,16 @@ export class LiveIndex implements CredentialIndex, CheckedState {
     own: { scopes: string[] | null; policy: string | null },
     revoked: boolean,
     expiresMs: number | null,
-    extra: Pick<Principal, 'token' | 'digest' | 'binding'> = {},
+    extra: Pick<Principal, 'token' | 'binding'> = {},
   ): Principal {
     const { config, catalog, policies } = this.compiled;
     const scopes = own.scopes ?? [...accountScopes(account.record, config)];
     const policyName = own.policy ?? account.record.policy;
     const policy = (policyName ? policies.get(policyName) : policies.get('default')) ?? null;
     const endsMs = minOrNull(expiresMs, account.endMs);
+    // Every field written in the literal, none spread in: one shape for every principal with
+    // its fields in the object itself (a spread put them in a separate property array: ~3 MB
+    // at 100,000 credentials).
     const e: Principal = {
       kind,
       id,
@@ -262,8 +276,9 @@ export class LiveIndex implements CredentialIndex, CheckedState {
       bucketKey: policy?.per === 'account' ? `a:${account.name}` : `c:${id}`,
       endsMs,
       warnFromMs: endsMs === null ? null : endsMs - config.credentials.warnBefore,
-      endsHeader: endsMs === null ? null : new Date(endsMs).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      ...extra,
+      endsHeader: endsMs === null ? null : endsHeader(endsMs),
+      token: extra.token,
+      binding: extra.binding,
     };
     if (kind !== 'account') this.byId.set(id, e);
     return e;

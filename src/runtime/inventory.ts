@@ -13,6 +13,7 @@ import { SourceError } from '../config/source.js';
 import { changesPass, checkStoreData } from '../store/check.js';
 import { applyChanges, diffStoreData } from '../store/diff.js';
 import type { CredentialStore, StoreChange, StoreData, StoreFollower, StoreProblem } from '../store/types.js';
+import { COLLECT_FROM_RECORDS, collectGarbage } from './collect-garbage.js';
 import type { CompiledConfig } from './compile.js';
 import { LiveIndex, type Touched } from './credential-index.js';
 
@@ -60,6 +61,8 @@ export class Inventory {
             return;
           }
           inventory = new Inventory(LiveIndex.build(compiled(), data), follower, store, compiled, events);
+          // Before the first request: the garbage of building a large index goes now (collect-garbage.ts).
+          if (data.accounts.length + data.tokens.length + data.certificates.length >= COLLECT_FROM_RECORDS) collectGarbage();
           resolve(inventory);
         },
         onChanges: (changes) => inventory?.changed(changes),
@@ -75,11 +78,21 @@ export class Inventory {
 
   private changed(changes: readonly StoreChange[]): void {
     const what = `${changes.length} change(s)`;
+    const before = recordsIn(this.current);
     if (this.stored === undefined && changesPass(this.current, changes, this.compiled().config)) {
       this.events.applied(what, this.current, this.current.apply(changes));
-      return;
-    }
-    this.received(applyChanges(this.stored ?? this.current.snapshot(), changes), what, changes);
+    } else this.received(applyChanges(this.stored ?? this.current.snapshot(), changes), what, changes);
+    this.shrank(before);
+  }
+
+  /**
+   * After a large inventory became a small one (the file cut from 100,000 records to 1,000),
+   * the records it let go are collected at once: V8 would keep them (~100 MB) until the next
+   * large allocation, which an idle proxy may never make. What is left alive is small, so the
+   * pause is short; a large inventory is never collected this way (its pause would be long).
+   */
+  private shrank(before: number): void {
+    if (before >= COLLECT_FROM_RECORDS && recordsIn(this.current) < COLLECT_FROM_RECORDS) setImmediate(collectGarbage);
   }
 
   /** The whole version checked: a snapshot, a version to refuse, or one after a refused one. */
@@ -93,8 +106,10 @@ export class Inventory {
     const behind = this.stored !== undefined;
     this.stored = undefined;
     if (what === 'snapshot') {
+      const before = recordsIn(this.current);
       this.current = LiveIndex.build(this.compiled(), next);
       this.events.applied(what, this.current);
+      this.shrank(before);
     } else {
       this.events.applied(what, this.current, this.current.apply(changes && !behind ? changes : diffStoreData(this.current.snapshot(), next)));
     }
@@ -114,4 +129,9 @@ export class Inventory {
     this.follower?.stop();
     this.follower = undefined;
   }
+}
+
+function recordsIn(index: LiveIndex): number {
+  const { accounts, tokens, certificates } = index.size;
+  return accounts + tokens + certificates;
 }

@@ -12,30 +12,66 @@
 // lists are plain arrays, so find/filter/push work as everywhere else, and the shared records
 // can never be changed through a draft: the inventory stays as Redis has it if the commit is
 // refused and the mutation runs again on newer data.
+//
+// One module because the views kept between drafts, their proxy handler and the draft that hands
+// them out share the slots' state: apart, each would reach into the others' fields.
 import { RECORD_LOOKUP, type RecordLookup } from './operations.js';
 import type { StoreChange, StoreData } from './types.js';
 import { copyRecord, freezeRecord, KIND, keyOf, LIST, type AnyRecord, type KindCode } from './inventory.js';
 
 const SLOT = Symbol('keygate.draftSlot');
 
+/**
+ * The views of one inventory's records, in its maps' order: a slot and its proxy per record.
+ * A draft made by Draft.build() takes them from the inventory where an earlier one left them
+ * (Base.views), so that a write costs the records it touches, not 100,000 new views (the file
+ * store's admin API: 15–70 ms of its event loop and ~10 MB of garbage per write at 100,000
+ * records). They are kept in step with the inventory by its put() (the slot of a replaced or
+ * added record, see replace()) and dropped by a removal (places shift; the next draft makes
+ * them again). The drafts that share them are made one at a time (the follower's updates are
+ * exclusive); after each, release() retires the slots it gave copies to or looked up, so an
+ * earlier draft's records — an operation's result, read after the update — keep their values.
+ */
+export class DraftViews {
+  readonly slots: Record<KindCode, Slot[]> = { a: [], t: [], c: [] };
+  readonly proxies: Record<KindCode, AnyRecord[]> = { a: [], t: [], c: [] };
+  /** The draft writes go to (the one being filled or run); undefined between drafts. */
+  active: Draft | undefined;
+
+  add(code: KindCode, key: string, record: AnyRecord): void {
+    const slot = new Slot(this, code, record as unknown as Record<string, unknown>, key, this.slots[code].length);
+    this.slots[code].push(slot);
+    this.proxies[code].push(new Proxy(slot, handler) as unknown as AnyRecord);
+  }
+
+  /** The inventory's record at `index` is now `record` (replaced, or added at the end). */
+  replace(code: KindCode, index: number, key: string, record: AnyRecord): void {
+    if (index > this.slots[code].length) throw new RangeError('draft views out of step with the inventory');
+    if (index === this.slots[code].length) return this.add(code, key, record);
+    const slot = new Slot(this, code, record as unknown as Record<string, unknown>, key, index);
+    this.slots[code][index] = slot;
+    this.proxies[code][index] = new Proxy(slot, handler) as unknown as AnyRecord;
+  }
+}
+
 /** One record of a draft: the shared base, and a copy once anything may have changed it. */
 class Slot {
   copy: Record<string | symbol, unknown> | undefined = undefined;
-  seen = false;
+  /** Set when the slot left the shared views (release()): the draft whose it stays. */
+  retiredBy: Draft | undefined = undefined;
   constructor(
-    readonly owner: Draft,
+    readonly views: DraftViews,
+    readonly code: KindCode,
     readonly base: Readonly<Record<string | symbol, unknown>>,
     readonly key: string,
-    /** Its place in the list the draft was handed out with. */
+    /** Its place in the lists the drafts are handed out with. */
     readonly index: number,
-    /** The slots given a copy, in the order they got it (the draft's, for its list). */
-    private readonly touched: Slot[],
   ) {}
 
   writable(): Record<string | symbol, unknown> {
     if (this.copy === undefined) {
       this.copy = copyRecord(this.base as object) as Record<string | symbol, unknown>;
-      this.touched.push(this);
+      (this.retiredBy ?? this.views.active)?.touch(this);
     }
     return this.copy;
   }
@@ -107,6 +143,8 @@ export interface DraftCost {
 interface Base {
   mapOf(code: KindCode): Map<string, AnyRecord>;
   positionOf(code: KindCode, key: string): number | undefined;
+  /** Where Draft.build keeps the views from one draft to the next (store/inventory.ts keeps them in step). */
+  views?: DraftViews | undefined;
 }
 
 export class Draft {
@@ -114,54 +152,103 @@ export class Draft {
   readonly cost: DraftCost = { materialized: 0, compared: 0 };
   /** Records keepsOrder() and changes() looked at one by one (the touched and added ones, when the lists kept their records in place). */
   visited = 0;
-  private readonly slots: Record<KindCode, Slot[]> = { a: [], t: [], c: [] };
+  /** The views' slots (shared with the drafts before and after when made by build()). */
+  private slots: Record<KindCode, readonly Slot[]> = { a: [], t: [], c: [] };
   /** The lists as handed out, to tell untouched records apart by position (see changes()). */
   private initial: Record<KindCode, readonly unknown[]> = { a: [], t: [], c: [] };
-  private readonly lists: Record<KindCode, AnyRecord[]> = { a: [], t: [], c: [] };
+  private lists: Record<KindCode, AnyRecord[]> = { a: [], t: [], c: [] };
   private readonly touched: Record<KindCode, Slot[]> = { a: [], t: [], c: [] };
+  /** The slots changes() found in their place untouched, or whose key a changed record still holds. */
+  private readonly seen = new Set<Slot>();
+  /** Slots handed out by the lookup (an operation's result, likely): retired with the touched ones. */
+  private readonly looked: Slot[] = [];
+  private views: DraftViews;
 
   /** `later`: the records are put in by build() (the draft is not usable before). */
   constructor(
     private readonly base: Base,
     later = false,
   ) {
-    const lists = this.lists;
-    this.data = { version: 1, accounts: lists.a as StoreData['accounts'], tokens: lists.t as StoreData['tokens'], certificates: lists.c as StoreData['certificates'] };
+    this.views = new DraftViews();
+    this.views.active = this;
+    this.data = { version: 1, accounts: [], tokens: [], certificates: [] };
     // findAccount/findToken (store/operations.ts) ask this before they scan: a revocation among
     // 100,000 tokens reads one record through the draft instead of half of them.
     const find = <R>(code: KindCode, key: string): R | undefined => {
       const i = base.positionOf(code, key);
-      return i !== undefined && this.slots[code][i]?.key === key ? (this.initial[code][i] as R) : undefined;
+      const slot = i === undefined ? undefined : this.slots[code][i];
+      if (slot?.key !== key) return undefined;
+      this.looked.push(slot);
+      return this.initial[code][i!] as R;
     };
     const recordLookup: RecordLookup = { account: (name) => find('a', name), token: (id) => find('t', id) };
     Object.defineProperty(this.data, RECORD_LOOKUP, { value: recordLookup, enumerable: false });
-    if (!later) for (const _ of this.fill(Infinity));
+    if (!later) {
+      for (const _ of fill(this.views, base, Infinity));
+      this.take();
+    }
   }
 
   /**
-   * A draft made `chunk` records at a time, with `pause()` awaited between chunks: a process
-   * that serves requests (the file store's admin API writes, store/file/follower.ts) does not
-   * hold its event loop for the whole inventory's views. The base must not change meanwhile.
+   * A draft of `base`, whose views are kept on it from draft to draft (DraftViews): only the
+   * first draft, or the first after a removal, makes them, `chunk` records at a time with
+   * `pause()` awaited between chunks, so that a process that serves requests (the file store's
+   * admin API writes, store/file/follower.ts) does not hold its event loop for the whole
+   * inventory's views. The base must not change while a draft is in use, and one draft of it
+   * is in use at a time; call release() when done with it.
    */
   static async build(base: Base, pause: () => Promise<void>, chunk = 4096): Promise<Draft> {
     const draft = new Draft(base, true);
-    for (const _ of draft.fill(chunk)) await pause();
+    let views = base.views;
+    if (!views || views.active) {
+      // None yet (or a draft still holds them, which the callers never do: fresh ones then).
+      views = new DraftViews();
+      views.active = draft;
+      for (const _ of fill(views, base, chunk)) await pause();
+      // The places the lookup reads, made now rather than by the mutation's first lookup.
+      for (const code of ['a', 't', 'c'] as const) {
+        base.positionOf(code, '');
+        await pause();
+      }
+      base.views = views;
+    }
+    draft.views = views;
+    views.active = draft;
+    draft.take();
     return draft;
   }
 
-  private *fill(chunk: number): Generator<void> {
-    let n = 0;
+  /** The lists as handed out: the views' proxies, in a list of the draft's own (the mutation may change it). */
+  private take(): void {
+    const { slots, proxies } = this.views;
+    this.slots = slots;
     for (const code of ['a', 't', 'c'] as const) {
-      const slots = this.slots[code];
-      const list = this.lists[code];
-      for (const [key, record] of this.base.mapOf(code)) {
-        const slot = new Slot(this, record as unknown as Record<string, unknown>, key, slots.length, this.touched[code]);
-        slots.push(slot);
-        list.push(new Proxy(slot, handler) as unknown as AnyRecord);
-        if (++n % chunk === 0) yield;
-      }
+      this.lists[code] = proxies[code].slice();
+      this.initial[code] = proxies[code].slice();
     }
-    this.initial = { a: [...this.lists.a], t: [...this.lists.t], c: [...this.lists.c] };
+    Object.assign(this.data, { accounts: this.lists.a, tokens: this.lists.t, certificates: this.lists.c });
+  }
+
+  /** Called by a slot the first time it gets a copy in this draft. */
+  touch(slot: Slot): void {
+    this.touched[slot.code].push(slot);
+  }
+
+  /**
+   * Done with this draft: the slots it gave copies to or handed out by lookup leave the shared
+   * views (fresh ones take their places), so that they keep this draft's values for whoever
+   * still holds them, and the next draft starts from clean slots. Idempotent.
+   */
+  release(): void {
+    const views = this.views;
+    if (views.active !== this) return;
+    views.active = undefined;
+    for (const slot of [...this.touched.a, ...this.touched.t, ...this.touched.c, ...this.looked]) {
+      if (slot.retiredBy !== undefined) continue;
+      slot.retiredBy = this;
+      // Still in place unless the inventory replaced its record since (an applied change).
+      if (views.slots[slot.code][slot.index] === slot) views.replace(slot.code, slot.index, slot.key, slot.base as unknown as AnyRecord);
+    }
   }
 
   /**
@@ -190,7 +277,7 @@ export class Draft {
         if (old !== undefined) {
           this.cost.compared++;
           if (sameRecord(old, record)) {
-            if (own && own.key === key) own.seen = true;
+            if (own && own.key === key) this.seen.add(own);
             else listed.add(key);
             return;
           }
@@ -207,7 +294,7 @@ export class Draft {
         for (const slot of touched) prepare(slot, undefined);
         for (let i = this.initial[code].length; i < (list as unknown[]).length; i++) prepare(undefined, (list as unknown[])[i]);
         // A touched record may have been given another key: its own is then deleted.
-        for (const slot of touched) if (!slot.seen && !listed.has(slot.key)) deletes[rank]!.push({ code, key: slot.key, json: null, change: Object.freeze({ op: 'delete', kind, key: slot.key }) });
+        for (const slot of touched) if (!this.seen.has(slot) && !listed.has(slot.key)) deletes[rank]!.push({ code, key: slot.key, json: null, change: Object.freeze({ op: 'delete', kind, key: slot.key }) });
         return;
       }
       // Lists keep their order (push appends, filter drops): walked beside the list as handed
@@ -223,19 +310,19 @@ export class Draft {
         if (at < initial.length && item === initial[at]) own = this.slots[code][at++];
         else if (typeof item === 'object' && item !== null) {
           const slot = (item as Record<symbol, unknown>)[SLOT] as Slot | undefined;
-          if (slot !== undefined && slot.owner === this && this.slots[code][slot.index] === slot) {
+          if (slot !== undefined && this.owns(code, slot)) {
             own = slot;
             at = slot.index + 1;
           }
         }
         if (own && own.copy === undefined) {
-          own.seen = true;
+          this.seen.add(own);
           continue;
         }
         prepare(own, item);
       }
       for (const slot of this.slots[code]) {
-        if (!slot.seen && !listed.has(slot.key)) deletes[rank]!.push({ code, key: slot.key, json: null, change: Object.freeze({ op: 'delete', kind, key: slot.key }) });
+        if (!this.seen.has(slot) && !listed.has(slot.key)) deletes[rank]!.push({ code, key: slot.key, json: null, change: Object.freeze({ op: 'delete', kind, key: slot.key }) });
       }
     });
     return [...puts[0]!, ...puts[1]!, ...puts[2]!, ...deletes[1]!, ...deletes[2]!, ...deletes[0]!];
@@ -269,7 +356,7 @@ export class Draft {
         if (at < initial.length && item === initial[at]) own = this.slots[code][at];
         else {
           const slot = (item as Record<symbol, unknown>)[SLOT] as Slot | undefined;
-          if (slot !== undefined && slot.owner === this && this.slots[code][slot.index] === slot) own = slot;
+          if (slot !== undefined && this.owns(code, slot)) own = slot;
         }
         if (own) {
           if (added.size > 0 || own.index < at) return false;
@@ -285,6 +372,11 @@ export class Draft {
     return true;
   }
 
+  /** Whether `slot` is one of the records this draft was handed out with (not another draft's, not retired). */
+  private owns(code: KindCode, slot: Slot): boolean {
+    return slot.views === this.views && slot.retiredBy === undefined && this.slots[code][slot.index] === slot;
+  }
+
   /**
    * Whether `list` begins with the records as handed out, each in its place: one pass over
    * the two arrays, reading no record — a revocation among 100,000 then costs the records it
@@ -295,6 +387,17 @@ export class Draft {
     if (list.length < initial.length) return false;
     for (let i = 0; i < initial.length; i++) if (list[i] !== initial[i]) return false;
     return true;
+  }
+}
+
+/** Makes a view for every record of `base` not yet in `views`, yielding every `chunk` records. */
+function* fill(views: DraftViews, base: Base, chunk: number): Generator<void> {
+  let n = 0;
+  for (const code of ['a', 't', 'c'] as const) {
+    for (const [key, record] of base.mapOf(code)) {
+      views.add(code, key, record);
+      if (++n % chunk === 0) yield;
+    }
   }
 }
 

@@ -10,7 +10,7 @@
 // change one gets a copy (copy(), or the draft's copy-on-write).
 import { storeSchema } from './schema.js';
 import type { AccountRecord, CertBindingRecord, StoreChange, StoreData, StoreProblem, TokenRecord } from './types.js';
-import { Draft } from './draft.js';
+import { Draft, type DraftViews } from './draft.js';
 import { isCompleteRecord } from './record-check.js';
 
 export type AnyRecord = AccountRecord | TokenRecord | CertBindingRecord;
@@ -77,6 +77,7 @@ export class Inventory {
     order(this.tokens, (t) => t.id);
     order(this.certificates, (c) => c.id);
     this.positions = { a: undefined, t: undefined, c: undefined };
+    this.views = undefined;
     return this;
   }
 
@@ -150,16 +151,27 @@ export class Inventory {
 
   private positions: Record<KindCode, Map<string, number> | undefined> = { a: undefined, t: undefined, c: undefined };
 
+  /**
+   * The views Draft.build() keeps from one draft to the next (draft.ts DraftViews), in this
+   * inventory's order: put() gives a replaced or added record its view, a removal (places
+   * shift) or a reordering drops them.
+   */
+  views: DraftViews | undefined;
+
   private put(code: KindCode, key: string, record: AnyRecord): void {
     const map = this.mapOf(code);
     const positions = this.positions[code];
     if (positions !== undefined && !map.has(key)) positions.set(key, map.size);
     map.set(key, record);
+    if (this.views) this.views.replace(code, this.positionOf(code, key)!, key, record);
   }
 
   private remove(code: KindCode, key: string): boolean {
     const removed = this.mapOf(code).delete(key);
-    if (removed) this.positions[code] = undefined;
+    if (removed) {
+      this.positions[code] = undefined;
+      this.views = undefined;
+    }
     return removed;
   }
 

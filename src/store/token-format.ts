@@ -77,11 +77,6 @@ export function hashToken(token: string): string {
   return hash('sha256', token, 'hex');
 }
 
-/** The same digest as bytes, for the request path's lookup and constant-time comparison. */
-export function hashTokenBytes(token: string): Buffer {
-  return hash('sha256', token, 'buffer');
-}
-
 /** Public, log-safe identifier of a credential record. */
 export function newId(prefix: 'tok' | 'crt'): string {
   return `${prefix}_${base62(BigInt('0x' + randomBytes(10).toString('hex')), 14)}`;

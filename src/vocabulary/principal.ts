@@ -51,8 +51,6 @@ export interface Principal {
   /** RFC 3339 form of endsMs, built once. */
   readonly endsHeader: string | null;
   readonly token?: TokenRecord;
-  /** For tokens: the stored SHA-256 as bytes, for the constant-time comparison. */
-  readonly digest?: Buffer;
   readonly binding?: CertBindingRecord;
 }
 

@@ -252,6 +252,66 @@ describe('following the file', () => {
     expect(await core.read()).toMatchObject({ kind: 'changes', changes: [{ op: 'put', kind: 'token', record: data.tokens[2] }] });
   });
 
+  it("keeps none of the file's text between reads, and still puts a problem at its field, also after a write", async () => {
+    writeFileSync(file, serializeStore(inventory(20, 100, 10)));
+    const core = new FollowCore(file);
+    const first = await core.read();
+    if (first.kind !== 'snapshot') throw new Error(first.kind);
+    // Every string the reader holds: keys, digests, its file's name — never a record line.
+    const held = (root: unknown): string[] => {
+      const out: string[] = [];
+      const seen = new Set<unknown>();
+      const walk = (v: unknown): void => {
+        if (typeof v === 'string') return void out.push(v);
+        if (typeof v !== 'object' || v === null || seen.has(v)) return;
+        seen.add(v);
+        if (v instanceof Map) {
+          for (const [k, x] of v) {
+            walk(k);
+            walk(x);
+          }
+        }
+        else for (const x of Object.values(v)) walk(x);
+      };
+      walk(root);
+      return out;
+    };
+    // Before, the lines were kept by their text (and with them the whole file's).
+    expect(held(core).filter((x) => x.includes('"id":'))).toEqual([]);
+    // What the reader thread does after a large read: the same state, in new objects.
+    const before = held(core).sort();
+    core.compact();
+    expect(held(core).sort()).toEqual(before);
+    const at = (key: string, field: string) => {
+      const lines = readFileSync(file, 'utf8').split('\n');
+      const i = lines.findIndex((l) => l.includes(`"${key}"`));
+      return { line: i + 1, col: lines[i]!.indexOf(`"${field}":`) + 1 };
+    };
+    expect(await core.locate([{ list: 'tokens', key: tid(42), path: ['label'], message: 'x' }])).toEqual([{ file, ...at(tid(42), 'label'), message: 'x' }]);
+    // A write puts the changed line in place and a new one at the end; positions follow without a read.
+    const changed = { ...first.data.tokens[42]!, label: 'a label much longer than the one before' };
+    const added = { ...first.data.tokens[0]!, id: tid(500), hash: 'e'.repeat(64) };
+    const w = await core.write(first.version, [
+      { op: 'put', kind: 'token', record: changed },
+      { op: 'put', kind: 'token', record: added },
+      { op: 'delete', kind: 'token', key: tid(3) },
+    ]);
+    expect(w.kind).toBe('written');
+    expect(core.lastParsed).toBe(2);
+    expect(held(core).filter((x) => x.includes('"id":'))).toEqual([]);
+    expect(await core.locate([{ list: 'tokens', key: tid(500), path: ['hash'], message: 'y' }, { list: 'tokens', key: tid(42), path: ['label'], message: 'x' }])).toEqual([
+      { file, ...at(tid(500), 'hash'), message: 'y' },
+      { file, ...at(tid(42), 'label'), message: 'x' },
+    ]);
+    // What it wrote is what it holds: reading it back finds nothing new.
+    expect(await core.read()).toMatchObject({ kind: 'changes', changes: [] });
+    const data = inventory(20, 100, 10);
+    data.tokens[42] = changed;
+    data.tokens.push(added);
+    data.tokens = data.tokens.filter((t) => t.id !== tid(3));
+    expect(readFileSync(file, 'utf8')).toBe(serializeStore(data));
+  });
+
   it('a FileStore follower delivers the change of another writer, and locates problems by record', async () => {
     writeFileSync(file, serializeStore(inventory(20, 100, 10)));
     const store = new FileStore(file, { reader: 'thread' });

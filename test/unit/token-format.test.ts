@@ -3,7 +3,9 @@
 // single-character change of a real token is refused.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { lookupToken, sameDigest } from '../../src/identify/lookup.js';
 import { base62, hashToken, mintToken, newId, parseToken, TOKEN_ID_PATTERN, tokenPrefix } from '../../src/store/token-format.js';
+import type { CredentialIndex, Principal } from '../../src/vocabulary/principal.js';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -150,5 +152,23 @@ describe('base62', () => {
 
   it('pads to the width, so a CRC32 always takes 6 characters', () => {
     expect(base62(5n, 6)).toBe('000005');
+  });
+});
+
+describe('lookupToken against the index', () => {
+  it('finds a token by its hex digest and compares the stored one without an early exit; the index keeps no digest bytes', () => {
+    expect(sameDigest('ab'.repeat(32), 'ab'.repeat(32))).toBe(true);
+    expect(sameDigest('ab'.repeat(32), `${'ab'.repeat(31)}ac`)).toBe(false);
+    expect(sameDigest('0'.repeat(64), `1${'0'.repeat(63)}`)).toBe(false);
+    expect(sameDigest('ab', 'abc')).toBe(false);
+    const secret = mintToken(null);
+    const hash = hashToken(secret);
+    // An entry as the credential index makes it: the record's hex hash, no Buffer beside it.
+    const entry = { kind: 'token', id: 'tok_00000000000001', token: { hash } } as unknown as Principal;
+    const index = (e: Principal) => ({ tokensByHash: new Map([[hash, e]]) }) as unknown as CredentialIndex;
+    expect(lookupToken(index(entry), null, secret)).toEqual({ entry });
+    // An entry filed under the digest but holding another (never so in an index) admits no one.
+    const other = { ...entry, token: { hash: 'f'.repeat(64) } } as unknown as Principal;
+    expect(lookupToken(index(other), null, secret).error?.code).toBe('KG_ERR_TOKEN_UNKNOWN');
   });
 });

@@ -16,7 +16,12 @@ import { createTestEnv, eventually, request, type ChildProxy, type TestEnv } fro
 import { logLines, SETUP_TIMEOUT_MS } from './support.js';
 
 const AT = new Date().toISOString();
-/** The slowest request allowed during an admin API write (see the header). */
+/**
+ * The slowest request allowed during an admin API write (see the header), or four times the
+ * slowest of as many requests just before it, whichever is larger: on a machine busy enough to
+ * hold any request that long, the write is not what held it (a full suite beside this one
+ * once held a request 480 ms on Node 24, where alone it is 23–64 ms, with or without CPU load).
+ */
 const WORST_MS = 120;
 let env: TestEnv;
 let proxy: ChildProxy;
@@ -82,6 +87,13 @@ describe('20,000 credentials in the file store', { timeout: 120_000 }, () => {
     expect(await get(victim2)).toBe(200);
     // Warm the path: the first requests of a connection cost more than any stall we look for.
     for (let i = 0; i < 50; i++) await get(steady);
+    // The same kind of requests with no change going on: what this machine does right now.
+    const quiet: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const t0 = performance.now();
+      await get(steady);
+      quiet.push(performance.now() - t0);
+    }
     const latencies: number[] = [];
     let done = false;
     const revoking = fetch(`http://127.0.0.1:${proxy.adminPort}/admin/v1/tokens/${VICTIM2_ID}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{}' }).finally(() => (done = true));
@@ -96,8 +108,9 @@ describe('20,000 credentials in the file store', { timeout: 120_000 }, () => {
     expect(await get(victim2)).toBe(401);
     expect(latencies.length).toBeGreaterThan(5);
     const worst = Math.max(...latencies);
-    console.log(`admin API revoke at 20,000 credentials: ${latencies.length} requests meanwhile, the slowest ${Math.round(worst)} ms`);
-    expect(worst).toBeLessThan(WORST_MS);
+    const quietWorst = Math.max(...quiet);
+    console.log(`admin API revoke at 20,000 credentials: ${latencies.length} requests meanwhile, the slowest ${Math.round(worst)} ms (${Math.round(quietWorst)} ms with no change)`);
+    expect(worst).toBeLessThan(Math.max(WORST_MS, 4 * quietWorst));
     const reloads = logLines(proxy).filter((l) => l.msg === 'credentials reloaded' && l.change !== '0 change(s)');
     expect(reloads.at(-1)?.change).toBe('1 change(s)');
   });

@@ -298,7 +298,11 @@ export async function createTestEnv(): Promise<TestEnv> {
   return env;
 }
 
-/** The JSON lines of a log file (audit, usage); [] while it does not exist. Every line must parse. */
+/**
+ * The JSON lines of a log file (audit, usage); [] while it does not exist. Every whole line must
+ * parse. The text after the last newline is a line still being written (a reader can see part
+ * of a write in progress to an append-only file): it is left for the next read.
+ */
 export function readJsonLines(file: string): Array<Record<string, unknown>> {
   let text: string;
   try {
@@ -307,6 +311,7 @@ export function readJsonLines(file: string): Array<Record<string, unknown>> {
     return [];
   }
   return text
+    .slice(0, text.lastIndexOf('\n') + 1)
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Record<string, unknown>);

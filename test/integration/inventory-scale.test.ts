@@ -17,12 +17,15 @@ import { logLines, SETUP_TIMEOUT_MS } from './support.js';
 
 const AT = new Date().toISOString();
 /**
- * The slowest request allowed during an admin API write (see the header), or four times the
+ * The slowest request allowed during an admin API write (see the header), or five times the
  * slowest of as many requests just before it, whichever is larger: on a machine busy enough to
- * hold any request that long, the write is not what held it (a full suite beside this one
- * once held a request 480 ms on Node 24, where alone it is 23–64 ms, with or without CPU load).
+ * hold any request that long, the write is not what held it (the rest of the suite running
+ * beside this file once held a request 480 ms on Node 24, where alone it is 23–64 ms, with or
+ * without CPU load; another run: 134 ms with 37 ms before the write). The whole-file path this
+ * guards against took 226 ms at this size on a loaded machine.
  */
-const WORST_MS = 120;
+const WORST_MS = 150;
+const QUIET_FACTOR = 5;
 let env: TestEnv;
 let proxy: ChildProxy;
 const steady = mintToken(null);
@@ -110,7 +113,7 @@ describe('20,000 credentials in the file store', { timeout: 120_000 }, () => {
     const worst = Math.max(...latencies);
     const quietWorst = Math.max(...quiet);
     console.log(`admin API revoke at 20,000 credentials: ${latencies.length} requests meanwhile, the slowest ${Math.round(worst)} ms (${Math.round(quietWorst)} ms with no change)`);
-    expect(worst).toBeLessThan(Math.max(WORST_MS, 4 * quietWorst));
+    expect(worst).toBeLessThan(Math.max(WORST_MS, QUIET_FACTOR * quietWorst));
     const reloads = logLines(proxy).filter((l) => l.msg === 'credentials reloaded' && l.change !== '0 change(s)');
     expect(reloads.at(-1)?.change).toBe('1 change(s)');
   });

@@ -11,9 +11,9 @@
 // problems) and while the index is behind a refused version.
 import { SourceError } from '../config/source.js';
 import { changesPass, checkStoreData } from '../store/check.js';
+import { COLLECT_FROM_RECORDS, collectGarbage } from '../store/collect-garbage.js';
 import { applyChanges, diffStoreData } from '../store/diff.js';
 import type { CredentialStore, StoreChange, StoreData, StoreFollower, StoreProblem } from '../store/types.js';
-import { COLLECT_FROM_RECORDS, collectGarbage } from './collect-garbage.js';
 import type { CompiledConfig } from './compile.js';
 import { LiveIndex, type Touched } from './credential-index.js';
 
@@ -61,7 +61,7 @@ export class Inventory {
             return;
           }
           inventory = new Inventory(LiveIndex.build(compiled(), data), follower, store, compiled, events);
-          // Before the first request: the garbage of building a large index goes now (collect-garbage.ts).
+          // Before the first request: the garbage of building a large index goes now (store/collect-garbage.ts).
           if (data.accounts.length + data.tokens.length + data.certificates.length >= COLLECT_FROM_RECORDS) collectGarbage();
           resolve(inventory);
         },
@@ -92,7 +92,7 @@ export class Inventory {
    * pause is short; a large inventory is never collected this way (its pause would be long).
    */
   private shrank(before: number): void {
-    if (before >= COLLECT_FROM_RECORDS && recordsIn(this.current) < COLLECT_FROM_RECORDS) setImmediate(collectGarbage);
+    if (before >= COLLECT_FROM_RECORDS && recordsIn(this.current) < COLLECT_FROM_RECORDS) setImmediate(() => collectGarbage());
   }
 
   /** The whole version checked: a snapshot, a version to refuse, or one after a refused one. */
